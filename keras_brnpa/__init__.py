@@ -1,0 +1,30 @@
+"""keras_brnpa: BR-NPA attention for Keras 3 image classifiers.
+
+Parameter-free, high-resolution attention maps that explain a classifier's
+decision (Gomez et al., Pattern Recognition 2022), on TensorFlow, JAX and
+PyTorch.
+
+Example:
+
+>>> import keras, keras_brnpa
+>>> model = keras.Sequential([
+...     keras.Input((32, 32, 3)),
+...     keras.layers.Conv2D(8, 3, activation="relu"),
+...     keras_brnpa.BRNPAAttention(n_parts=3),
+...     keras.layers.Dense(10),
+... ])
+>>> model.output_shape
+(None, 10)
+"""
+
+from keras_brnpa import models
+from keras_brnpa.layers import BilinearAttentionPooling
+from keras_brnpa.layers import BRNPAAttention
+from keras_brnpa.version import __version__
+
+__all__ = [
+    "BRNPAAttention",
+    "BilinearAttentionPooling",
+    "__version__",
+    "models",
+]

@@ -1,0 +1,285 @@
+"""The BR-NPA layer: parameter-free grouping of feature vectors into parts."""
+
+import keras
+from keras import ops
+
+from keras_brnpa.layers._validation import check_choice
+from keras_brnpa.layers._validation import check_data_format
+from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.layers._validation import invalid
+
+# Below this absolute value the sum of similarities is treated as zero and
+# the attention map of that part falls back to a uniform map.
+_SUM_FLOOR = 1e-12
+# Squared norms are floored before the square root so that an all-zero
+# feature vector (dead ReLUs) gets a zero gradient instead of NaN. The value
+# changes by at most sqrt(_SQUARE_FLOOR) = 1e-15, far below epsilon.
+_SQUARE_FLOOR = 1e-30
+
+
+def safe_norm(x, axis):
+    """Euclidean norm along ``axis`` with a finite gradient at zero."""
+    return ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis), _SQUARE_FLOOR))
+
+
+@keras.saving.register_keras_serializable(package="keras_brnpa")
+class BRNPAAttention(keras.layers.Layer):
+    """Bilinear Representative Non-Parametric Attention (BR-NPA).
+
+    Groups the feature vectors of a backbone around its most active ones,
+    without any trainable weight. For each part ``k`` (in order), the layer
+    takes the location ``j`` with the highest remaining score (initially the
+    feature norm ``n_i = ||f_i|| + epsilon``), computes the cosine similarity
+    ``s_i`` of every feature vector to ``f_j``, normalises it into an
+    attention map ``a_i = s_i / sum(s)``, pools the part vector
+    ``v_k = sum_i a_i f_i`` and damps the score by ``(1 - s_i)`` so that the
+    next part looks elsewhere. The part vectors are concatenated, part 1
+    (the most active region) first.
+
+    All the arithmetic is done in float32, whatever the input dtype or the
+    mixed-precision policy; outputs are cast to the layer's compute dtype.
+
+    Degenerate inputs never produce NaN: when the similarities of a part sum
+    to (almost) zero, e.g. an all-zero feature map from dead ReLUs, that
+    part's attention map falls back to the uniform map ``1 / (H * W)`` and
+    its vector to the spatial mean of the features (zero for an all-zero
+    map). With a single location every map is ``1``; with
+    ``n_parts == H * W`` later parts may revisit locations already covered
+    (their score is damped to zero, and the argmax then takes the first
+    such location).
+
+    Args:
+        n_parts: int >= 1, number of parts (attention maps).
+        refine: bool. If ``True`` (the paper), each part vector is the
+            attention-weighted mean of all feature vectors; if ``False``
+            (the "no refinement" ablation), it is the selected raw vector.
+        selection: ``"norm"`` (the paper) picks each part's representative
+            location by its damped norm; ``"random"`` (ablation) picks it
+            uniformly at random, independently for each part.
+        seed: int or ``None``, seed of the random selection.
+        epsilon: float > 0 added to the feature norms.
+        data_format: ``"channels_last"``, ``"channels_first"`` or ``None``
+            (``keras.config.image_data_format()``).
+        return_attention_maps: bool, default of the call argument of the
+            same name.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``,
+            ``dtype``, ...).
+
+    Call arguments:
+        features: 4-D feature map, ``(B, H, W, C)`` or ``(B, C, H, W)``.
+        return_attention_maps: bool or ``None`` (use the constructor's).
+        training: unused (the layer behaves identically).
+
+    Returns:
+        The part vectors ``(B, n_parts * C)``; with
+        ``return_attention_maps=True`` a tuple ``(vectors, maps)`` where
+        ``maps`` is ``(B, H, W, n_parts)`` (``channels_last``) or
+        ``(B, n_parts, H, W)`` (``channels_first``); each map sums to 1.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_brnpa
+    >>> model = keras.Sequential([
+    ...     keras.Input((32, 32, 3)),
+    ...     keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+    ...     keras_brnpa.BRNPAAttention(n_parts=3),
+    ...     keras.layers.Dense(5),
+    ... ])
+    >>> model.output_shape
+    (None, 5)
+    >>> layer = keras_brnpa.BRNPAAttention(n_parts=2)
+    >>> vectors, maps = layer(np.random.rand(1, 4, 4, 6).astype("float32"),
+    ...                       return_attention_maps=True)
+    >>> tuple(vectors.shape), tuple(maps.shape)
+    ((1, 12), (1, 4, 4, 2))
+
+    Reference:
+        Gomez, Ling, Freour, Mouchere. "BR-NPA: A non-parametric
+        high-resolution attention model to improve the interpretability of
+        attention". Pattern Recognition, 2022. arXiv:2106.02566.
+    """
+
+    def __init__(
+        self,
+        n_parts=3,
+        refine=True,
+        selection="norm",
+        seed=None,
+        epsilon=1e-5,
+        data_format=None,
+        return_attention_maps=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.n_parts = check_positive_int("n_parts", n_parts)
+        if not isinstance(refine, bool):
+            raise invalid("refine", refine, "a bool")
+        self.refine = refine
+        self.selection = check_choice("selection", selection, ("norm", "random"))
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise invalid("seed", seed, "an int or None")
+        self.seed = seed
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
+            raise invalid("epsilon", epsilon, "a float > 0")
+        self.epsilon = float(epsilon)
+        self.data_format = check_data_format(data_format)
+        if not isinstance(return_attention_maps, bool):
+            raise invalid("return_attention_maps", return_attention_maps, "a bool")
+        self.return_attention_maps = return_attention_maps
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if selection == "random" else None
+        )
+        self.supports_masking = False
+
+    # ------------------------------------------------------------------ shapes
+    def _check_shape(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 4:
+            raise invalid(
+                "features",
+                f"<tensor of shape {shape}>",
+                "a 4-D feature map (batch, height, width, channels) "
+                "or (batch, channels, height, width)",
+            )
+        if self.data_format == "channels_last":
+            h, w, c = shape[1], shape[2], shape[3]
+        else:
+            c, h, w = shape[1], shape[2], shape[3]
+        if h is not None and w is not None and self.n_parts > h * w:
+            raise invalid(
+                "n_parts",
+                self.n_parts,
+                f"at most height * width = {h * w} locations of the "
+                f"feature map of shape {shape}",
+            )
+        return h, w, c
+
+    def build(self, input_shape):
+        self._check_shape(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """Shape of the part vectors (and of the maps when returned)."""
+        return self._output_shapes(input_shape, self.return_attention_maps)
+
+    def _output_shapes(self, input_shape, with_maps):
+        b = input_shape[0]
+        h, w, c = self._check_shape(input_shape)
+        vectors = (b, None if c is None else self.n_parts * c)
+        if not with_maps:
+            return vectors
+        if self.data_format == "channels_last":
+            return vectors, (b, h, w, self.n_parts)
+        return vectors, (b, self.n_parts, h, w)
+
+    def compute_output_spec(self, features, return_attention_maps=None, training=None):
+        if return_attention_maps is None:
+            return_attention_maps = self.return_attention_maps
+        shapes = self._output_shapes(features.shape, return_attention_maps)
+        if not return_attention_maps:
+            return keras.KerasTensor(shapes, dtype=self.compute_dtype)
+        return tuple(keras.KerasTensor(s, dtype=self.compute_dtype) for s in shapes)
+
+    # -------------------------------------------------------------------- call
+    def call(self, features, return_attention_maps=None, training=None):
+        if return_attention_maps is None:
+            return_attention_maps = self.return_attention_maps
+        vectors, maps, _ = self.group(features)
+        vectors = ops.cast(vectors, self.compute_dtype)
+        if not return_attention_maps:
+            return vectors
+        return vectors, ops.cast(maps, self.compute_dtype)
+
+    def group(self, features):
+        """Run the grouping and return every intermediate result.
+
+        Args:
+            features: 4-D feature map in the layer's ``data_format``.
+
+        Returns:
+            Tuple ``(vectors, maps, norm)`` in float32: ``vectors``
+            ``(B, n_parts * C)``; ``maps`` the attention maps in the layer's
+            data format; ``norm`` the feature-norm map ``n_i`` of shape
+            ``(B, H, W)``, the map the paper multiplies part 1 by to get
+            its explanation map.
+
+        Example:
+
+        >>> import numpy as np, keras_brnpa
+        >>> layer = keras_brnpa.BRNPAAttention(n_parts=2)
+        >>> v, maps, norm = layer.group(np.ones((1, 3, 3, 4), "float32"))
+        >>> tuple(norm.shape)
+        (1, 3, 3)
+        """
+        self._check_shape(tuple(features.shape))
+        x = ops.cast(features, "float32")
+        if self.data_format == "channels_first":
+            x = ops.transpose(x, (0, 2, 3, 1))
+        shape = ops.shape(x)
+        h, w, c = shape[1], shape[2], shape[3]
+        n = h * w
+        flat = ops.reshape(x, (-1, n, c))  # (B, N, C)
+        norm = safe_norm(flat, axis=-1) + self.epsilon  # (B, N)
+
+        score = norm
+        vectors, maps = [], []
+        for _ in range(self.n_parts):
+            if self.selection == "random":
+                score = keras.random.uniform(
+                    ops.shape(norm), seed=self.seed_generator
+                )
+            index = ops.argmax(score, axis=1)
+            pick = ops.one_hot(index, n, dtype="float32")  # (B, N)
+            pick = ops.stop_gradient(pick)
+            rep = ops.einsum("bn,bnc->bc", pick, flat)  # raw representative
+            rep_norm = ops.sum(pick * norm, axis=1, keepdims=True)  # (B, 1)
+            sim = ops.einsum("bnc,bc->bn", flat, rep) / (norm * rep_norm)
+            total = ops.sum(sim, axis=1, keepdims=True)
+            ok = ops.abs(total) > _SUM_FLOOR
+            safe_total = ops.where(ok, total, ops.ones_like(total))
+            uniform = ops.ones_like(sim) / ops.cast(n, "float32")
+            att = ops.where(ok, sim / safe_total, uniform)
+            if self.refine:
+                vectors.append(ops.einsum("bn,bnc->bc", att, flat))
+            else:
+                vectors.append(rep)
+            maps.append(att)
+            if self.selection == "norm":
+                score = (1.0 - sim) * score
+
+        vectors = ops.concatenate(vectors, axis=-1)
+        maps = ops.stack(maps, axis=-1)  # (B, N, P)
+        maps = ops.reshape(maps, (-1, h, w, self.n_parts))
+        if self.data_format == "channels_first":
+            maps = ops.transpose(maps, (0, 3, 1, 2))
+        norm = ops.reshape(norm, (-1, h, w))
+        return vectors, maps, norm
+
+    def feature_norm(self, features):
+        """The feature-norm map ``||f_i|| + epsilon``, shape ``(B, H, W)``.
+
+        Example:
+
+        >>> import numpy as np, keras_brnpa
+        >>> layer = keras_brnpa.BRNPAAttention()
+        >>> tuple(layer.feature_norm(np.ones((2, 4, 4, 3), "float32")).shape)
+        (2, 4, 4)
+        """
+        axis = -1 if self.data_format == "channels_last" else 1
+        x = ops.cast(features, "float32")
+        return safe_norm(x, axis=axis) + self.epsilon
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "n_parts": self.n_parts,
+                "refine": self.refine,
+                "selection": self.selection,
+                "seed": self.seed,
+                "epsilon": self.epsilon,
+                "data_format": self.data_format,
+                "return_attention_maps": self.return_attention_maps,
+            }
+        )
+        return config

@@ -1,0 +1,176 @@
+"""Image classifiers with a BR-NPA, B-CNN or global-average-pooling head."""
+
+import keras
+from keras import ops
+
+from keras_brnpa.layers._validation import check_choice
+from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.layers._validation import invalid
+from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
+from keras_brnpa.layers.brnpa_attention import BRNPAAttention
+from keras_brnpa.models.backbones import build_backbone
+
+HEADS = ("brnpa", "bcnn", "gap")
+
+
+def build_classifier(
+    num_classes,
+    backbone="resnet50",
+    head="brnpa",
+    n_parts=3,
+    dropout=0.0,
+    resolution="low",
+    weights=None,
+    input_shape=(None, None, 3),
+    refine=True,
+    selection="norm",
+    seed=None,
+    name=None,
+):
+    """Build an image classifier that outputs logits.
+
+    ``images -> backbone -> head -> dropout -> Dense(num_classes)``. The
+    layers are named ``"backbone"``, ``"head"``, ``"dropout"`` and
+    ``"logits"``, which ``attention_model`` and the explanation tools rely
+    on.
+
+    Args:
+        num_classes: int >= 1.
+        backbone: a ResNet name for ``build_backbone`` (``"resnet50"``,
+            ``"tiny"``, ...) or any ``keras.Model`` that outputs a 4-D
+            channels-last feature map.
+        head: ``"brnpa"`` (``BRNPAAttention``), ``"bcnn"``
+            (``BilinearAttentionPooling``) or ``"gap"`` (global average
+            pooling, the plain CNN).
+        n_parts: number of parts of the attention heads.
+        dropout: float in ``[0, 1)``, dropout before the last layer.
+        resolution: ``"low"`` or ``"high"`` (see ``build_backbone``).
+        weights: backbone weights (see ``build_backbone``).
+        input_shape: image shape, channels last.
+        refine, selection, seed: ``BRNPAAttention`` options.
+        name: model name (default ``"<head>_classifier"``).
+
+    Returns:
+        A functional ``keras.Model`` from images to logits.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
+    >>> model(np.zeros((2, 64, 64, 3), "float32")).shape[-1]
+    5
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    check_choice("head", head, HEADS)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise invalid("dropout", dropout, "a float in [0, 1)")
+    if isinstance(backbone, keras.Model):
+        features_model = build_backbone(backbone)
+    else:
+        features_model = build_backbone(
+            backbone, resolution=resolution, weights=weights, input_shape=input_shape
+        )
+    inputs = keras.Input(tuple(features_model.input_shape[1:]), name="images")
+    features = features_model(inputs)
+    if head == "brnpa":
+        head_layer = BRNPAAttention(
+            n_parts=n_parts,
+            refine=refine,
+            selection=selection,
+            seed=seed,
+            data_format="channels_last",
+            name="head",
+        )
+    elif head == "bcnn":
+        head_layer = BilinearAttentionPooling(
+            n_parts=n_parts, data_format="channels_last", name="head"
+        )
+    else:
+        head_layer = keras.layers.GlobalAveragePooling2D(name="head")
+    if head == "gap":
+        x = head_layer(features)
+    else:
+        # Always ask for the maps so that every call of the head layer has
+        # the same outputs: attention_model() calls it again for the maps.
+        x, _ = head_layer(features, return_attention_maps=True)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name=name or f"{head}_classifier")
+
+
+def _parts(model):
+    try:
+        return model.get_layer("backbone"), model.get_layer("head"), model.get_layer("logits")
+    except ValueError as error:
+        raise invalid(
+            "model",
+            f"<{type(model).__name__} {model.name!r}>",
+            "a classifier from keras_brnpa.models.build_classifier (layers "
+            "named 'backbone', 'head', 'logits')",
+        ) from error
+
+
+def feature_shape(model):
+    """Feature-map shape ``(h, w, C)`` of a classifier or backbone.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> keras_brnpa.models.feature_shape(keras_brnpa.models.build_backbone(
+    ...     "tiny", resolution="high", input_shape=(64, 64, 3)))
+    (8, 8, 128)
+    """
+    if "backbone" in [layer.name for layer in model.layers]:
+        model = model.get_layer("backbone")
+    return tuple(model.output_shape[1:])
+
+
+def attention_model(model):
+    """A model giving logits, attention maps and feature norm in one pass.
+
+    Shares the layers (and so the weights) of ``model``, a classifier from
+    ``build_classifier``. Its output is a dict:
+
+    - ``"logits"``: ``(B, num_classes)``;
+    - ``"attention_maps"``: ``(B, h, w, n_parts)``, the BR-NPA maps (each
+      sums to 1), the B-CNN maps (non-negative), or for the ``"gap"`` head
+      the feature-norm map as a single part;
+    - ``"feature_norm"``: ``(B, h, w)``, ``||f_i||``, the map the paper
+      multiplies part 1 by for its explanation map;
+    - ``"features"``: ``(B, h, w, C)``.
+
+    Args:
+        model: a classifier from ``build_classifier``.
+
+    Returns:
+        A functional ``keras.Model`` with a dict output.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", input_shape=(64, 64, 3))
+    >>> out = keras_brnpa.models.attention_model(model)(
+    ...     np.zeros((1, 64, 64, 3), "float32"))
+    >>> tuple(out["attention_maps"].shape), tuple(out["feature_norm"].shape)
+    ((1, 2, 2, 3), (1, 2, 2))
+    """
+    backbone, head, dense = _parts(model)
+    inputs = keras.Input(tuple(model.input_shape[1:]), name="images")
+    features = backbone(inputs)
+    norm = keras.layers.Lambda(
+        lambda f: ops.sqrt(ops.sum(ops.square(ops.cast(f, "float32")), axis=-1)),
+        name="feature_norm",
+    )(features)
+    if isinstance(head, (BRNPAAttention, BilinearAttentionPooling)):
+        vectors, maps = head(features, return_attention_maps=True)
+    else:
+        vectors = head(features)
+        maps = keras.layers.Reshape(tuple(features.shape[1:3]) + (1,))(norm)
+    logits = dense(vectors)
+    return keras.Model(
+        inputs,
+        {"logits": logits, "attention_maps": maps, "feature_norm": norm, "features": features},
+        name=f"{model.name}_attention",
+    )

@@ -1,0 +1,3 @@
+"""Version of the keras_brnpa package."""
+
+__version__ = "0.1.0"
