@@ -1,0 +1,37 @@
+"""Data: the embedded synthetic "parts" set and TensorFlow Datasets loaders.
+
+- ``synthetic_parts``: fine-grained images generated offline (classes differ
+  only by small part regions of an object), with ground-truth part masks.
+- ``synthetic_parts_dataset`` / ``as_dataset`` / ``ArrayDataset``: arrays
+  ready for ``model.fit`` on every backend.
+- ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
+  other tfds sets by name) with the paper's preprocessing and masks/boxes.
+"""
+
+from keras_brnpa.datasets.pipeline import ArrayDataset
+from keras_brnpa.datasets.pipeline import as_dataset
+from keras_brnpa.datasets.pipeline import synthetic_parts_dataset
+from keras_brnpa.datasets.synthetic import PART_COLOURS
+from keras_brnpa.datasets.synthetic import PART_NAMES
+from keras_brnpa.datasets.synthetic import PART_SHAPES
+from keras_brnpa.datasets.synthetic import class_table
+from keras_brnpa.datasets.synthetic import part_styles
+from keras_brnpa.datasets.synthetic import synthetic_parts
+from keras_brnpa.datasets.tfds_loaders import TFDS_DATASETS
+from keras_brnpa.datasets.tfds_loaders import load_tfds
+from keras_brnpa.datasets.tfds_loaders import preprocess
+
+__all__ = [
+    "ArrayDataset",
+    "PART_COLOURS",
+    "PART_NAMES",
+    "PART_SHAPES",
+    "TFDS_DATASETS",
+    "as_dataset",
+    "class_table",
+    "load_tfds",
+    "part_styles",
+    "preprocess",
+    "synthetic_parts",
+    "synthetic_parts_dataset",
+]

@@ -1,0 +1,299 @@
+"""Fine-grained data sets from TensorFlow Datasets, with the paper's preprocessing.
+
+``tensorflow_datasets`` (and TensorFlow) are imported only inside the
+functions, when a tfds data set is asked for: importing ``keras_brnpa``
+never touches them (``tensorflow_datasets`` may use the network at import).
+"""
+
+from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.layers._validation import invalid
+
+#: What the package knows of the paper's data sets: the ground-truth
+#: region used for the pointing game. ``"segmentation"`` entries give
+#: (feature, kind of mask); ``"boxes"`` the bounding-box feature.
+TFDS_DATASETS = {
+    "caltech_birds2011": {"segmentation": ("segmentation_mask", "cub"), "boxes": "bbox"},
+    "oxford_iiit_pet": {"segmentation": ("segmentation_mask", "trimap"), "boxes": "head_bbox"},
+    "stanford_dogs": {"boxes": "objects/bbox"},
+    "cars196": {"boxes": "bbox"},
+}
+MASK_SOURCES = ("auto", "segmentation", "boxes")
+#: The paper resizes to ``image_size / RESIZE_RATIO`` then crops ``image_size``
+#: (448 from 512).
+RESIZE_RATIO = 0.875
+
+
+def _import_tfds():
+    try:
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            "keras_brnpa.datasets.load_tfds needs tensorflow and "
+            "tensorflow-datasets: pip install 'keras-brnpa[tfds]'"
+        ) from error
+    return tf, tfds
+
+
+def _feature(features, path):
+    """Look up ``"objects/bbox"`` style paths in a tfds FeaturesDict."""
+    node = features
+    for key in path.split("/"):
+        try:
+            node = node[key]
+        except (KeyError, TypeError):
+            return None
+    return node
+
+
+def _annotation(name, features, mask_source):
+    """(kind, feature path, mask kind) of the ground truth to use, or None."""
+    known = TFDS_DATASETS.get(name, {})
+    segmentation = known.get("segmentation")
+    boxes = known.get("boxes")
+    if name not in TFDS_DATASETS:  # other datasets: guess by feature names
+        if _feature(features, "segmentation_mask") is not None:
+            segmentation = ("segmentation_mask", "nonzero")
+        for path in ("bbox", "objects/bbox"):
+            if boxes is None and _feature(features, path) is not None:
+                boxes = path
+    if mask_source in ("auto", "segmentation") and segmentation:
+        return ("segmentation",) + segmentation
+    if mask_source in ("auto", "boxes") and boxes:
+        return ("boxes", boxes, None)
+    return None
+
+
+def _segmentation_to_mask(tf, mask, kind):
+    """(H, W, 1) integer annotation -> (H, W, 1) float32 {0, 1} foreground."""
+    mask = tf.cast(mask, tf.int32)
+    if kind == "trimap":  # Oxford pets: 1 pet, 2 background, 3 border
+        fg = tf.logical_or(tf.equal(mask, 1), tf.equal(mask, 3))
+    elif kind == "cub":  # CUB: 0..255, share of annotators marking the bird
+        fg = mask > 127
+    else:
+        fg = mask > 0
+    return tf.cast(fg, tf.float32)
+
+
+def _boxes_to_mask(tf, boxes, height, width):
+    """Normalised (ymin, xmin, ymax, xmax) boxes -> (H, W, 1) {0, 1} mask."""
+    boxes = tf.reshape(tf.cast(boxes, tf.float32), (-1, 4))
+    ys = (tf.range(height, dtype=tf.float32) + 0.5) / tf.cast(height, tf.float32)
+    xs = (tf.range(width, dtype=tf.float32) + 0.5) / tf.cast(width, tf.float32)
+    in_y = tf.logical_and(ys[None, :] >= boxes[:, :1], ys[None, :] <= boxes[:, 2:3])
+    in_x = tf.logical_and(xs[None, :] >= boxes[:, 1:2], xs[None, :] <= boxes[:, 3:4])
+    inside = tf.logical_and(in_y[:, :, None], in_x[:, None, :])  # (n, H, W)
+    return tf.cast(tf.reduce_any(inside, axis=0), tf.float32)[..., None]
+
+
+def preprocess(image, image_size, training, mask=None, seed=None, color_jitter=0.4):
+    """The paper's preprocessing of one image (and its mask), in TensorFlow.
+
+    The image is resized to ``round(image_size / 0.875)`` square (512 for
+    448), then cropped to ``image_size``: a random crop, a random
+    horizontal flip and a colour jitter (brightness, contrast, saturation
+    by a factor in ``[1 - color_jitter, 1 + color_jitter]``) when
+    ``training``, the centre crop otherwise. The mask gets the same
+    geometric transformation (not the jitter).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 or float tensor (floats in ``[0, 1]``).
+        image_size: int, side of the output.
+        training: bool.
+        mask: optional ``(H, W, 1)`` float tensor in ``[0, 1]``.
+        seed: optional int, seed of the random operations.
+        color_jitter: float in ``[0, 1)``.
+
+    Returns:
+        float32 image ``(image_size, image_size, 3)`` in ``[0, 1]``, and
+        with ``mask`` a tuple ``(image, mask)``, the mask boolean
+        ``(image_size, image_size)``.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> out = keras_brnpa.datasets.preprocess(
+    ...     np.zeros((60, 80, 3), "uint8"), image_size=32, training=False)
+    >>> tuple(out.shape)
+    (32, 32, 3)
+    """
+    import tensorflow as tf
+
+    image_size = check_positive_int("image_size", image_size)
+    if not 0 <= color_jitter < 1:
+        raise invalid("color_jitter", color_jitter, "a float in [0, 1)")
+    image = tf.convert_to_tensor(image)
+    if image.dtype.is_integer:
+        image = tf.cast(image, tf.float32) / 255.0
+    else:
+        image = tf.cast(image, tf.float32)
+    if image.shape[-1] == 1:  # grayscale sets
+        image = tf.image.grayscale_to_rgb(image)
+    resized = int(round(image_size / RESIZE_RATIO))
+    stack = image if mask is None else tf.concat([image, tf.cast(mask, tf.float32)], -1)
+    stack = tf.image.resize(stack, (resized, resized), method="bilinear")
+    channels = 3 if mask is None else 4
+    if training:
+        seeds = [None] * 5 if seed is None else [seed + k for k in range(5)]
+        stack = tf.image.random_crop(stack, (image_size, image_size, channels), seed=seeds[0])
+        stack = tf.image.random_flip_left_right(stack, seed=seeds[1])
+        image = stack[..., :3]
+        if color_jitter:
+            low, high = 1.0 - color_jitter, 1.0 + color_jitter
+            image = image * tf.random.uniform((), low, high, seed=seeds[2])
+            image = tf.image.random_contrast(image, low, high, seed=seeds[3])
+            image = tf.image.random_saturation(image, low, high, seed=seeds[4])
+    else:
+        offset = (resized - image_size) // 2
+        stack = stack[offset : offset + image_size, offset : offset + image_size]
+        image = stack[..., :3]
+    image = tf.clip_by_value(image, 0.0, 1.0)
+    image = tf.ensure_shape(image, (image_size, image_size, 3))
+    if mask is None:
+        return image
+    return image, tf.ensure_shape(stack[..., 3] > 0.5, (image_size, image_size))
+
+
+def load_tfds(
+    name,
+    split="train",
+    image_size=448,
+    training=None,
+    batch_size=None,
+    with_masks=False,
+    mask_source="auto",
+    data_dir=None,
+    download=False,
+    shuffle_buffer=1000,
+    seed=None,
+    color_jitter=0.4,
+    with_info=False,
+):
+    """Load a TensorFlow Datasets image set with the paper's preprocessing.
+
+    Known sets (with the ground truth used for the pointing game):
+    ``caltech_birds2011`` (CUB-200-2011: segmentation masks, else the
+    bird's box), ``oxford_iiit_pet`` (trimap: pet and border pixels, else
+    the head box), ``stanford_dogs`` (dog boxes), ``cars196`` (car box).
+    Other tfds image classification sets work by name (features ``image``
+    and ``label``; ``segmentation_mask``, ``bbox`` or ``objects/bbox`` are
+    used for masks when present).
+
+    Images are resized to ``image_size / 0.875`` and cropped to
+    ``image_size`` (random crop, flip and colour jitter when training; the
+    centre crop otherwise), see ``preprocess``. Nothing is downloaded
+    unless ``download=True``.
+
+    Args:
+        name: tfds name, e.g. ``"caltech_birds2011"``.
+        split: tfds split, e.g. ``"train"``, ``"test"``, ``"train[:10%]"``.
+        image_size: int >= 1, output side (the paper: 448).
+        training: bool, random augmentation and shuffling; ``None``: ``True``
+            for splits starting with ``"train"``.
+        batch_size: ``None`` (unbatched) or int >= 1.
+        with_masks: bool; if ``True`` elements are
+            ``(image, label, mask)`` with a boolean ``(image_size,
+            image_size)`` mask of the object (for evaluation; ``fit`` would
+            take the mask for sample weights, so map it away for training).
+        mask_source: ``"auto"`` (segmentation where the set has it, else
+            boxes), ``"segmentation"`` or ``"boxes"``.
+        data_dir: tfds data directory (default: tfds's).
+        download: bool, download and prepare the set when missing.
+        shuffle_buffer: int >= 1, shuffling buffer when training.
+        seed: optional int, seed of shuffling and augmentation.
+        color_jitter: float in ``[0, 1)``, strength of the colour jitter.
+        with_info: bool, also return the ``tfds.core.DatasetInfo``.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(image, label)`` (float32 images in
+        ``[0, 1]``, int64 labels) or ``(image, label, mask)``; with
+        ``with_info`` a tuple ``(dataset, info)``; ``info.features["label"].
+        num_classes`` is the number of classes.
+
+    Example:
+
+    >>> import tensorflow_datasets as tfds, keras_brnpa
+    >>> with tfds.testing.mock_data(num_examples=4):
+    ...     data = keras_brnpa.datasets.load_tfds(
+    ...         "caltech_birds2011", "test", image_size=32, with_masks=True)
+    ...     image, label, mask = next(iter(data))
+    >>> tuple(image.shape), tuple(mask.shape), mask.dtype.name
+    ((32, 32, 3), (32, 32), 'bool')
+    """
+    if not isinstance(name, str) or not name:
+        raise invalid("name", name, "a TensorFlow Datasets name such as 'caltech_birds2011'")
+    image_size = check_positive_int("image_size", image_size)
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size", batch_size)
+    shuffle_buffer = check_positive_int("shuffle_buffer", shuffle_buffer)
+    if mask_source not in MASK_SOURCES:
+        raise invalid("mask_source", mask_source, "one of " + ", ".join(map(repr, MASK_SOURCES)))
+    for flag, value in (("with_masks", with_masks), ("download", download), ("with_info", with_info)):
+        if not isinstance(value, bool):
+            raise invalid(flag, value, "a bool")
+    if training is None:
+        training = str(split).startswith("train")
+    tf, tfds = _import_tfds()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise invalid(
+            "name", name, "a TensorFlow Datasets name, e.g. " + ", ".join(map(repr, TFDS_DATASETS))
+        ) from error
+    features = builder.info.features
+    if _feature(features, "image") is None or _feature(features, "label") is None:
+        raise invalid("name", name, "a tfds data set with 'image' and 'label' features")
+    annotation = _annotation(name, features, mask_source) if with_masks else None
+    if with_masks and annotation is None:
+        raise invalid(
+            "with_masks",
+            with_masks,
+            f"False: {name!r} has no segmentation masks or boxes usable with "
+            f"mask_source={mask_source!r}",
+        )
+    if download:
+        builder.download_and_prepare()
+    try:
+        data = builder.as_dataset(split=split, shuffle_files=training)
+    except Exception as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RuntimeError(
+            f"Could not read the tfds data set {name!r} (split {split!r}) from "
+            f"{builder.data_dir!r}: {message}. Prepare it once with "
+            f"load_tfds({name!r}, download=True) or `tfds build {name}`, or "
+            "pass data_dir."
+        ) from error
+
+    def prepare(example):
+        label = tf.cast(example["label"], tf.int64)
+        image = example["image"]
+        if annotation is None:
+            return preprocess(image, image_size, training, seed=seed, color_jitter=color_jitter), label
+        kind, path, mask_kind = annotation
+        if kind == "segmentation":
+            mask = _segmentation_to_mask(tf, _get(example, path), mask_kind)
+            # Same size as the image (always true in the real sets).
+            mask = tf.image.resize(mask, tf.shape(image)[:2], method="nearest")
+        else:
+            shape = tf.shape(image)
+            mask = _boxes_to_mask(tf, _get(example, path), shape[0], shape[1])
+        image, mask = preprocess(
+            image, image_size, training, mask=mask, seed=seed, color_jitter=color_jitter
+        )
+        return image, label, mask
+
+    if training:
+        data = data.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    data = data.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_size is not None:
+        data = data.batch(batch_size)
+    data = data.prefetch(tf.data.AUTOTUNE)
+    return (data, builder.info) if with_info else data
+
+
+def _get(example, path):
+    node = example
+    for key in path.split("/"):
+        node = node[key]
+    return node
