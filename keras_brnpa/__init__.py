@@ -17,6 +17,7 @@ Example:
 (None, 10)
 """
 
+from keras_brnpa import datasets
 from keras_brnpa import models
 from keras_brnpa.layers import BilinearAttentionPooling
 from keras_brnpa.layers import BRNPAAttention
@@ -26,5 +27,6 @@ __all__ = [
     "BRNPAAttention",
     "BilinearAttentionPooling",
     "__version__",
+    "datasets",
     "models",
 ]
