@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Batched deletion/insertion AUC vs the one-forward-per-step loop.
+
+On the same model, images and saliency maps, and at equal ``steps``, times
+``keras_brnpa.metrics.deletion_auc`` / ``insertion_auc`` (perturbed images
+built with NumPy broadcasting, evaluated ``--batch-size`` at a time by the
+model's compiled predict function) against
+``keras_brnpa.metrics.faithfulness.deletion_auc_loop`` /
+``insertion_auc_loop`` (one eager ``model(x)`` call per step and per image,
+as in the authors' code), and prints a Markdown table: method, time of the
+loop, time batched, ratio, largest absolute difference between the AUCs.
+Both sides are warmed up first (one call each), and run side by side in the
+same process, so that a shared machine's load affects both alike.
+
+``--compiled-loop`` adds rows for a stronger baseline: the same loop with
+the model's compiled ``predict_on_batch`` on one image per call.
+
+Usage::
+
+    KERAS_BACKEND=tensorflow python benchmarks/bench_faithfulness.py
+    KERAS_BACKEND=jax python benchmarks/bench_faithfulness.py --quick
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_brnpa  # noqa: E402
+from keras_brnpa.metrics import faithfulness  # noqa: E402
+
+QUICK = dict(backbone="conv", size=32, images=2, cells=4, steps=4, batch_size=16)
+
+
+def conv_backbone(size):
+    """A three-layer convolutional feature extractor (stride 4), no keras-cv."""
+    return keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        ],
+        name="conv",
+    )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model and inputs (seconds)")
+    parser.add_argument(
+        "--backbone",
+        default="resnet18",
+        help="build_classifier backbone name, or 'conv' (a three-layer conv net)",
+    )
+    parser.add_argument("--size", type=int, default=64, help="image size in pixels")
+    parser.add_argument("--images", type=int, default=4, help="number of images")
+    parser.add_argument("--cells", type=int, default=8, help="saliency map is cells x cells")
+    parser.add_argument("--steps", type=int, default=32, help="steps of both metrics")
+    parser.add_argument("--batch-size", type=int, default=64, help="batched metrics' batch size")
+    parser.add_argument(
+        "--compiled-loop",
+        action="store_true",
+        help="also time the loop with a compiled batch-1 predict function",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    return args
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backbone = conv_backbone(args.size) if args.backbone == "conv" else args.backbone
+    model = keras_brnpa.models.build_classifier(
+        10,
+        backbone=backbone,
+        head="brnpa",
+        input_shape=(args.size, args.size, 3),
+        seed=args.seed,
+    )
+    rng = np.random.default_rng(args.seed)
+    images = rng.normal(size=(args.images, args.size, args.size, 3)).astype("float32")
+    saliency = rng.random((args.images, args.cells, args.cells))
+    common = dict(steps=args.steps)
+    methods = [
+        ("deletion_auc", keras_brnpa.metrics.deletion_auc, faithfulness.deletion_auc_loop),
+        ("insertion_auc", keras_brnpa.metrics.insertion_auc, faithfulness.insertion_auc_loop),
+    ]
+    print(
+        f"backend: {keras.config.backend()} | keras {keras.__version__} | "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"model: {args.backbone} + BR-NPA head ({model.count_params():,} parameters), "
+        f"{args.images} images of {args.size}x{args.size}, saliency {args.cells}x{args.cells}, "
+        f"steps={args.steps}, batch_size={args.batch_size}"
+    )
+    print(
+        f"forward passes per metric: loop {args.images * (args.steps + 2)} (batch 1), "
+        f"batched {args.images * (args.steps + 1)} images in batches of "
+        f"{min(args.batch_size, args.images * (args.steps + 1))}"
+    )
+    # Warm-up: compile the predict function, trace the eager path.
+    model(images[:1], training=False)
+    for _, batched, _ in methods:
+        batched(model, images, saliency, batch_size=args.batch_size, **common)
+    if args.compiled_loop:
+        model.predict_on_batch(images[:1])
+    print()
+    print("| method | time loop (s) | time batched (s) | ratio | max abs difference |")
+    print("|---|---|---|---|---|")
+    worst = 0.0
+    for name, batched, loop in methods:
+        t_batched, auc_batched = timed(
+            batched, model, images, saliency, batch_size=args.batch_size, **common
+        )
+        t_loop, auc_loop = timed(loop, model, images, saliency, **common)
+        diff = float(np.max(np.abs(auc_batched - auc_loop)))
+        worst = max(worst, diff)
+        print(
+            f"| {name} | {t_loop:.4g} | {t_batched:.4g} | {t_loop / t_batched:.1f}x | {diff:.2e} |"
+        )
+        if args.compiled_loop:
+            t_compiled, auc_compiled = timed(loop, model.predict_on_batch, images, saliency, **common)
+            diff = float(np.max(np.abs(auc_batched - auc_compiled)))
+            worst = max(worst, diff)
+            print(
+                f"| {name} (loop: compiled batch-1) | {t_compiled:.4g} | {t_batched:.4g} | "
+                f"{t_compiled / t_batched:.1f}x | {diff:.2e} |"
+            )
+        sys.stdout.flush()
+    print()
+    print(f"largest difference: {worst:.2e} ({'OK' if worst < 1e-5 else 'MISMATCH'}, tolerance 1e-5)")
+    return 0 if worst < 1e-5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

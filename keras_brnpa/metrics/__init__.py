@@ -1,0 +1,46 @@
+"""How good an explanation is: faithfulness (DAUC, IAUC), sparsity, localisation.
+
+- ``deletion_auc`` / ``insertion_auc``: the paper's deletion and insertion
+  areas under the curve, batched (``faithfulness.deletion_auc_loop`` and
+  ``insertion_auc_loop`` are the one-forward-per-step references);
+- ``sparsity``: the paper's sparsity, higher = sparser;
+- ``pointing_game`` / ``energy_in_mask``: agreement with ground-truth masks
+  or boxes.
+
+Every function takes NumPy arrays (or backend tensors) and returns NumPy
+arrays, one value per image.
+
+Example:
+
+>>> import numpy as np, keras_brnpa
+>>> keras_brnpa.metrics.energy_in_mask(
+...     np.array([[[1.0, 1.0], [0.0, 2.0]]]), np.array([[0.0, 0.0, 1.0, 0.5]]),
+...     size=(2, 2))
+array([0.25])
+"""
+
+from keras_brnpa.metrics import faithfulness
+from keras_brnpa.metrics import localization
+from keras_brnpa.metrics.faithfulness import box_blur
+from keras_brnpa.metrics.faithfulness import default_blur_kernel_size
+from keras_brnpa.metrics.faithfulness import deletion_auc
+from keras_brnpa.metrics.faithfulness import insertion_auc
+from keras_brnpa.metrics.faithfulness import step_counts
+from keras_brnpa.metrics.localization import boxes_to_masks
+from keras_brnpa.metrics.localization import energy_in_mask
+from keras_brnpa.metrics.localization import pointing_game
+from keras_brnpa.metrics.localization import sparsity
+
+__all__ = [
+    "box_blur",
+    "boxes_to_masks",
+    "default_blur_kernel_size",
+    "deletion_auc",
+    "energy_in_mask",
+    "faithfulness",
+    "insertion_auc",
+    "localization",
+    "pointing_game",
+    "sparsity",
+    "step_counts",
+]
