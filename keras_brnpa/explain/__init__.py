@@ -1,0 +1,144 @@
+"""Explanation maps: BR-NPA attention and post-hoc saliency baselines.
+
+Every function takes a batch of images ``(B, H, W, C)``, works in batches
+of ``batch_size`` on every Keras backend and returns float32 NumPy arrays:
+``(B, h, w)`` (one map per image) or ``(B, h, w, parts)``, at the feature
+map's resolution unless ``upsample`` asks for the image size.
+
+- The model's own maps (``build_classifier`` models): ``attention_maps``,
+  ``explanation_map``, ``feature_norm_map``.
+- Post-hoc, on any functional or Sequential Keras classifier split at a
+  layer: ``grad_cam``, ``grad_cam_plus_plus``, ``score_cam``,
+  ``eigen_cam``, ``ablation_cam``; black-box: ``rise``.
+- ``explain(method, model, images, **kwargs)`` picks one by name from
+  ``METHODS``.
+
+Example:
+
+>>> import numpy as np, keras_brnpa
+>>> model = keras_brnpa.models.build_classifier(
+...     3, backbone="tiny", head="gap", input_shape=(64, 64, 3))
+>>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+>>> keras_brnpa.explain.explain("gradcam", model, images, upsample=True).shape
+(2, 64, 64)
+"""
+
+import inspect
+
+from keras_brnpa.explain._utils import upsample
+from keras_brnpa.explain.attention import attention_maps
+from keras_brnpa.explain.attention import explanation_map
+from keras_brnpa.explain.attention import feature_norm_map
+from keras_brnpa.explain.cam import ablation_cam
+from keras_brnpa.explain.cam import eigen_cam
+from keras_brnpa.explain.cam import grad_cam
+from keras_brnpa.explain.cam import grad_cam_plus_plus
+from keras_brnpa.explain.cam import score_cam
+from keras_brnpa.explain.perturbation import rise
+from keras_brnpa.layers._validation import invalid
+
+#: Explanation methods by name (``explain`` also accepts the aliases in
+#: ``ALIASES``). "brnpa" is the paper's map for any ``build_classifier``
+#: head (see ``explanation_map``); "attention" returns all parts (4-D).
+METHODS = {
+    "brnpa": explanation_map,
+    "attention": attention_maps,
+    "feature_norm": feature_norm_map,
+    "gradcam": grad_cam,
+    "gradcam++": grad_cam_plus_plus,
+    "scorecam": score_cam,
+    "eigencam": eigen_cam,
+    "ablationcam": ablation_cam,
+    "rise": rise,
+}
+
+#: Other accepted spellings (compared after lower-casing and removing
+#: ``-``, ``_`` and spaces).
+ALIASES = {
+    "gradcamplusplus": "gradcam++",
+    "gradcampp": "gradcam++",
+    "explanationmap": "brnpa",
+    "attentionmaps": "attention",
+    "parts": "attention",
+    "featurenorm": "feature_norm",
+    "norm": "feature_norm",
+}
+
+# Keywords that only some methods take; ``explain`` drops them for the
+# others, so that one set of options can be passed to every method.
+_OPTIONAL_KEYWORDS = ("layer_name", "class_index", "from_logits", "seed")
+
+
+def _canonical(method):
+    if not isinstance(method, str):
+        raise invalid("method", method, "one of " + ", ".join(repr(m) for m in METHODS))
+    key = method.lower().replace("-", "").replace("_", "").replace(" ", "")
+    key = ALIASES.get(key, key)
+    if key in METHODS:
+        return key
+    for name in METHODS:
+        if name.replace("_", "") == key:
+            return name
+    raise invalid("method", method, "one of " + ", ".join(repr(m) for m in METHODS))
+
+
+def explain(method, model, images, **kwargs):
+    """Run the explanation method called ``method``.
+
+    Args:
+        method: a key of ``METHODS`` (``"brnpa"``, ``"attention"``,
+            ``"feature_norm"``, ``"gradcam"``, ``"gradcam++"``,
+            ``"scorecam"``, ``"eigencam"``, ``"ablationcam"``, ``"rise"``),
+            case-insensitive, ``-``/``_`` ignored, or an alias
+            (``"grad_cam_plus_plus"``, ``"parts"``, ...).
+        model: the classifier (a ``build_classifier`` model for
+            ``"brnpa"``, ``"attention"`` and ``"feature_norm"``).
+        images: array ``(B, H, W, C)``.
+        **kwargs: the method's arguments (``batch_size``, ``upsample``,
+            ...). ``layer_name``, ``class_index``, ``from_logits`` and
+            ``seed`` are silently dropped for methods that do not take them
+            (the attention maps do not depend on a class); any other
+            unknown keyword raises a ``ValueError``.
+
+    Returns:
+        The method's NumPy array.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     3, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
+    >>> images = np.random.default_rng(0).random((1, 64, 64, 3), "float32")
+    >>> keras_brnpa.explain.explain("Grad-CAM++", model, images).shape
+    (1, 2, 2)
+    >>> keras_brnpa.explain.explain("brnpa", model, images, class_index=0).shape
+    (1, 2, 2)
+    """
+    function = METHODS[_canonical(method)]
+    accepted = set(inspect.signature(function).parameters)
+    for key in list(kwargs):
+        if key in accepted:
+            continue
+        if key in _OPTIONAL_KEYWORDS:
+            del kwargs[key]
+        else:
+            raise invalid(key, kwargs[key], f"an argument of {function.__name__}: " + ", ".join(
+                sorted(accepted - {"model", "images"})))
+    return function(model, images, **kwargs)
+
+
+__all__ = [
+    "ALIASES",
+    "METHODS",
+    "ablation_cam",
+    "attention_maps",
+    "eigen_cam",
+    "explain",
+    "explanation_map",
+    "feature_norm_map",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "rise",
+    "score_cam",
+    "upsample",
+]

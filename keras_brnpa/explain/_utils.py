@@ -1,0 +1,329 @@
+"""Shared helpers of the explainers: checks, batching, resizing, model split."""
+
+import numbers
+
+import keras
+import numpy as np
+
+from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.layers._validation import invalid
+
+
+def to_numpy(x):
+    """Any backend tensor (or array-like) as a NumPy array."""
+    if isinstance(x, np.ndarray):
+        return x
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def check_model(model):
+    if not isinstance(model, keras.Model):
+        raise invalid("model", model, "a keras.Model")
+    return model
+
+
+def check_images(images, name="images"):
+    """Validate a batch of channels-last images; returns float32 NumPy."""
+    try:
+        array = to_numpy(images)
+    except Exception as error:  # anything that is not array-like
+        raise invalid(name, type(images).__name__, "an array of shape (B, H, W, C)") from error
+    if array.ndim != 4 or 0 in array.shape:
+        raise invalid(
+            name,
+            f"<array of shape {array.shape}>",
+            "a non-empty array of shape (B, H, W, C) (channels last)",
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise invalid(name, f"<array of dtype {array.dtype}>", "a real-valued array")
+    return array.astype("float32", copy=False)
+
+
+def check_batch_size(batch_size):
+    return check_positive_int("batch_size", batch_size)
+
+
+def check_size(name, size):
+    """Validate an ``(H, W)`` pair of positive integers."""
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or any(
+            isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in size
+        )
+    ):
+        raise invalid(name, size, "a tuple (H, W) of two integers >= 1")
+    return int(size[0]), int(size[1])
+
+
+def resolve_upsample(upsample, image_size):
+    """``False`` -> ``None``; ``True`` -> the image size; a pair -> itself."""
+    if upsample is False or upsample is None:
+        return None
+    if upsample is True:
+        return tuple(int(s) for s in image_size)
+    if isinstance(upsample, (tuple, list)):
+        return check_size("upsample", upsample)
+    raise invalid("upsample", upsample, "False, True (the image size) or a tuple (H, W)")
+
+
+def _interpolation_matrix(in_size, out_size):
+    """Rows: output pixels; columns: input pixels; bilinear, half-pixel."""
+    matrix = np.zeros((out_size, in_size), dtype=np.float64)
+    scale = in_size / out_size
+    centres = (np.arange(out_size) + 0.5) * scale - 0.5
+    centres = np.clip(centres, 0.0, in_size - 1)
+    low = np.floor(centres).astype(int)
+    high = np.minimum(low + 1, in_size - 1)
+    frac = centres - low
+    rows = np.arange(out_size)
+    np.add.at(matrix, (rows, low), 1.0 - frac)
+    np.add.at(matrix, (rows, high), frac)
+    return matrix
+
+
+def resize(maps, size):
+    """Bilinear resize of ``(B, h, w)`` or ``(B, h, w, P)`` NumPy maps."""
+    maps = np.asarray(maps)
+    out_h, out_w = size
+    rows = _interpolation_matrix(maps.shape[1], out_h)
+    cols = _interpolation_matrix(maps.shape[2], out_w)
+    if maps.ndim == 3:
+        out = np.einsum("Hh,bhw,Ww->bHW", rows, maps, cols, optimize=True)
+    else:
+        out = np.einsum("Hh,bhwp,Ww->bHWp", rows, maps, cols, optimize=True)
+    return out.astype("float32")
+
+
+def upsample(maps, size):
+    """Resize saliency maps bilinearly (half-pixel centres, no antialiasing).
+
+    The same convention as ``keras.ops.image.resize(..., "bilinear",
+    antialias=False)``, done in NumPy so that it is identical on every
+    backend. Non-negative maps stay non-negative and a constant map stays
+    constant.
+
+    Args:
+        maps: array ``(B, h, w)`` or ``(B, h, w, P)`` (one map per part).
+        size: ``(H, W)``, the output size, usually the image size.
+
+    Returns:
+        A float32 NumPy array ``(B, H, W)`` or ``(B, H, W, P)``.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> maps = np.arange(4, dtype="float32").reshape(1, 2, 2)
+    >>> keras_brnpa.explain.upsample(maps, (4, 4)).shape
+    (1, 4, 4)
+    >>> keras_brnpa.explain.upsample(maps, (2, 2))[0].tolist()
+    [[0.0, 1.0], [2.0, 3.0]]
+    """
+    try:
+        array = to_numpy(maps)
+    except Exception as error:
+        raise invalid("maps", type(maps).__name__, "an array (B, h, w) or (B, h, w, P)") from error
+    if array.ndim not in (3, 4) or 0 in array.shape:
+        raise invalid(
+            "maps", f"<array of shape {array.shape}>", "a non-empty array (B, h, w) or (B, h, w, P)"
+        )
+    size = check_size("size", size)
+    return resize(array.astype("float64"), size)
+
+
+def batches(n, batch_size):
+    """Yield slices covering ``range(n)`` in chunks of ``batch_size``."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def _bucket(n):
+    """Smallest power of two >= n."""
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def call_model(fn, x, pad_to=None):
+    """Run a Keras model/function in inference mode, return NumPy float32.
+
+    With ``pad_to`` (the batch size) the batch is zero-padded to the next
+    power of two, at most ``pad_to``, so that a stream of batches of varying
+    sizes only shows a few shapes to the model (each new shape costs a
+    compilation on JAX).
+    """
+    n = len(x)
+    target = n if pad_to is None else max(n, min(_bucket(n), pad_to))
+    if target != n:
+        x = np.concatenate([x, np.zeros((target - n,) + x.shape[1:], x.dtype)])
+    out = fn(keras.ops.convert_to_tensor(x), training=False)
+    return to_numpy(out)[:n].astype("float32")
+
+
+def check_outputs(model):
+    shape = model.output_shape
+    if isinstance(shape, (list, dict)) or len(shape) != 2:
+        raise invalid(
+            "model",
+            f"<{type(model).__name__} {model.name!r} with output shape {shape}>",
+            "a classifier with one output of shape (B, num_classes)",
+        )
+    return shape[-1]
+
+
+def resolve_classes(class_index, outputs, name="class_index"):
+    """Class per image: ``None`` -> the argmax of ``outputs`` (B, K)."""
+    b, k = outputs.shape
+    if class_index is None:
+        return np.argmax(outputs, axis=-1).astype(int)
+    if isinstance(class_index, bool):
+        raise invalid(name, class_index, f"None, an int in [0, {k}) or one per image")
+    if isinstance(class_index, numbers.Integral):
+        classes = np.full((b,), int(class_index))
+    else:
+        try:
+            classes = np.asarray(class_index)
+        except Exception as error:
+            raise invalid(name, class_index, "None, an int or a sequence of ints") from error
+        if classes.shape != (b,) or not np.issubdtype(classes.dtype, np.integer):
+            raise invalid(name, class_index, f"None, an int or {b} ints (one per image)")
+        classes = classes.astype(int)
+    if np.any(classes < 0) or np.any(classes >= k):
+        raise invalid(name, class_index, f"class indices in [0, {k})")
+    return classes
+
+
+def check_class_index(class_index, n_images):
+    """Early check of ``class_index`` (before any forward pass)."""
+    if class_index is None:
+        return None
+    if isinstance(class_index, bool):
+        raise invalid("class_index", class_index, "None, an int or one int per image")
+    if isinstance(class_index, numbers.Integral):
+        return int(class_index)
+    classes = np.asarray(class_index)
+    if classes.shape != (n_images,) or not np.issubdtype(classes.dtype, np.integer):
+        raise invalid("class_index", class_index, f"None, an int or {n_images} ints (one per image)")
+    return classes
+
+
+def slice_classes(class_index, index):
+    if class_index is None or isinstance(class_index, int):
+        return class_index
+    return class_index[index]
+
+
+def class_scores(outputs, classes, from_logits):
+    """Probability of ``classes`` from (B, K) model outputs."""
+    outputs = outputs.astype("float64")
+    if from_logits:
+        shifted = outputs - outputs.max(axis=-1, keepdims=True)
+        probs = np.exp(shifted)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    else:
+        probs = outputs
+    return probs[np.arange(len(classes)), classes]
+
+
+# ---------------------------------------------------------------------------
+# Splitting a model at a named layer: features_fn(images) -> activations and
+# head_fn(activations) -> outputs.
+
+
+def default_layer_name(model):
+    """``"backbone"`` if present, else the last layer with a 4-D output."""
+    names = [layer.name for layer in model.layers]
+    if "backbone" in names:
+        return "backbone"
+    for layer in reversed(model.layers):
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if len(shape) == 4:
+            return layer.name
+    raise invalid(
+        "layer_name",
+        None,
+        "the name of a layer with a 4-D output (the model has none among its top-level layers)",
+    )
+
+
+def _layer_error(model, layer_name, reason):
+    names = [layer.name for layer in model.layers]
+    return invalid(
+        "layer_name",
+        layer_name,
+        f"the name of a top-level layer of the model with one 4-D output ({reason}; "
+        f"the model's layers: {', '.join(names)})",
+    )
+
+
+class _Sequence:
+    """Call a list of layers in order (part of a Sequential model)."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def __call__(self, x, training=False):
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+
+def split_model(model, layer_name=None):
+    """Return ``(layer_name, features_fn, head_fn)`` for a classifier.
+
+    ``features_fn(images)`` gives the activations of the layer named
+    ``layer_name`` (a top-level layer of ``model``, possibly a nested model
+    such as the ``"backbone"`` of ``build_classifier``) and
+    ``head_fn(activations)`` the model's outputs from them. Works for
+    ``keras.Sequential`` and functional models in which everything after
+    the layer depends on the images only through that layer (no skip
+    connection around it); subclassed models cannot be split.
+    """
+    check_model(model)
+    if layer_name is None:
+        layer_name = default_layer_name(model)
+    if not isinstance(layer_name, str):
+        raise invalid("layer_name", layer_name, "None or a layer name (str)")
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError as error:
+        raise _layer_error(model, layer_name, "no such layer") from error
+    if isinstance(model, keras.Sequential):
+        index = model.layers.index(layer)
+        features_fn = _Sequence(model.layers[: index + 1])
+        head_fn = _Sequence(model.layers[index + 1 :])
+        shape = tuple(layer.output.shape)
+        if len(shape) != 4:
+            raise _layer_error(model, layer_name, f"its output has shape {shape}")
+        return layer_name, features_fn, head_fn
+    nodes_by_depth = getattr(model, "_nodes_by_depth", None)
+    if nodes_by_depth is None:
+        raise invalid(
+            "model",
+            f"<{type(model).__name__} {model.name!r}>",
+            "a functional or Sequential keras.Model (a subclassed model cannot be split at a layer)",
+        )
+    nodes = [
+        node for depth_nodes in nodes_by_depth.values() for node in depth_nodes
+        if node.operation is layer
+    ]
+    if len(nodes) != 1:
+        raise _layer_error(model, layer_name, f"it is called {len(nodes)} times in the model")
+    outputs = nodes[0].output_tensors
+    if len(outputs) != 1 or len(outputs[0].shape) != 4:
+        shapes = [tuple(t.shape) for t in outputs]
+        raise _layer_error(model, layer_name, f"its outputs have shapes {shapes}")
+    activations = outputs[0]
+    try:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        features_fn = keras.Model(inputs, activations)
+        head_fn = keras.Model(activations, model.outputs[0])
+    except Exception as error:  # graph disconnected and friends
+        raise _layer_error(
+            model,
+            layer_name,
+            "the layers after it must depend on the images only through it "
+            f"(splitting failed: {error})",
+        ) from error
+    return layer_name, features_fn, head_fn

@@ -1,0 +1,150 @@
+"""The model's own explanations: BR-NPA / B-CNN attention maps, feature norm."""
+
+import weakref
+
+import numpy as np
+
+from keras_brnpa.explain import _utils
+from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
+from keras_brnpa.layers.brnpa_attention import BRNPAAttention
+from keras_brnpa.models.classifier import attention_model
+
+# One attention model per classifier: building it adds a node to the shared
+# layers, so it is built once and reused.
+_ATTENTION_MODELS = weakref.WeakKeyDictionary()
+
+
+def _attention_model(model):
+    _utils.check_model(model)
+    try:
+        return _ATTENTION_MODELS[model]
+    except (KeyError, TypeError):
+        pass
+    built = attention_model(model)
+    try:
+        _ATTENTION_MODELS[model] = built
+    except TypeError:  # not weak-referenceable: no cache
+        pass
+    return built
+
+
+def _head_kind(model):
+    head = model.get_layer("head")
+    if isinstance(head, BRNPAAttention):
+        return "brnpa"
+    if isinstance(head, BilinearAttentionPooling):
+        return "bcnn"
+    return "gap"
+
+
+def _run(model, images, batch_size, upsample, keys):
+    """Batched attention-model outputs ``keys`` as float32 NumPy arrays."""
+    net = _attention_model(model)
+    images = _utils.check_images(images)
+    batch_size = _utils.check_batch_size(batch_size)
+    size = _utils.resolve_upsample(upsample, images.shape[1:3])
+    collected = {key: [] for key in keys}
+    for index in _utils.batches(len(images), batch_size):
+        out = net(images[index], training=False)
+        for key in keys:
+            collected[key].append(_utils.to_numpy(out[key]).astype("float32"))
+    return {key: np.concatenate(value) for key, value in collected.items()}, size
+
+
+def _finish(maps, size):
+    maps = maps.astype("float32")
+    return maps if size is None else _utils.resize(maps, size)
+
+
+def attention_maps(model, images, batch_size=32, upsample=False):
+    """All attention maps of a classifier from ``build_classifier``.
+
+    BR-NPA head: the part maps, part 1 (the most active region) first, each
+    summing to 1 over the feature map. B-CNN head: its learned non-negative
+    maps. GAP head (plain CNN): the feature-norm map as a single part.
+
+    Args:
+        model: a classifier from ``keras_brnpa.models.build_classifier``.
+        images: array ``(B, H, W, 3)``, preprocessed for the model.
+        batch_size: images per forward pass.
+        upsample: ``False`` (the feature-map size ``(h, w)``), ``True`` (the
+            image size) or a tuple ``(H, W)``; bilinear.
+
+    Returns:
+        float32 NumPy array ``(B, h, w, n_parts)`` (``n_parts = 1`` for GAP).
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", head="brnpa", n_parts=3, resolution="high",
+    ...     input_shape=(64, 64, 3))
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+    >>> maps = keras_brnpa.explain.attention_maps(model, images)
+    >>> maps.shape, bool(np.allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-4))
+    ((2, 8, 8, 3), True)
+    """
+    out, size = _run(model, images, batch_size, upsample, ["attention_maps"])
+    return _finish(out["attention_maps"], size)
+
+
+def feature_norm_map(model, images, batch_size=32, upsample=False):
+    """The norm ``||f_ij||`` of the backbone's feature vectors.
+
+    The plain CNN's "attention" in the paper, and the factor of BR-NPA's
+    explanation map.
+
+    Args:
+        model, images, batch_size, upsample: as for ``attention_maps``.
+
+    Returns:
+        float32 NumPy array ``(B, h, w)``, non-negative.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", head="gap", input_shape=(64, 64, 3))
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+    >>> keras_brnpa.explain.feature_norm_map(model, images, upsample=(16, 16)).shape
+    (2, 16, 16)
+    """
+    out, size = _run(model, images, batch_size, upsample, ["feature_norm"])
+    return _finish(out["feature_norm"], size)
+
+
+def explanation_map(model, images, batch_size=32, upsample=False):
+    """One explanation map per image, as the paper defines it per model.
+
+    - BR-NPA head: attention map of part 1 times the feature norm
+      (``a_1 * ||f||``), the paper's explanation map;
+    - B-CNN head: the mean of its attention maps;
+    - GAP head: the feature norm.
+
+    Args:
+        model, images, batch_size, upsample: as for ``attention_maps``.
+
+    Returns:
+        float32 NumPy array ``(B, h, w)``, non-negative.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", head="brnpa", resolution="high",
+    ...     input_shape=(64, 64, 3))
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+    >>> keras_brnpa.explain.explanation_map(model, images).shape
+    (2, 8, 8)
+    """
+    net = _attention_model(model)  # validates the model first
+    del net
+    kind = _head_kind(model)
+    out, size = _run(model, images, batch_size, upsample, ["attention_maps", "feature_norm"])
+    if kind == "brnpa":
+        maps = out["attention_maps"][..., 0] * out["feature_norm"]
+    elif kind == "bcnn":
+        maps = out["attention_maps"].mean(axis=-1)
+    else:
+        maps = out["feature_norm"]
+    return _finish(maps, size)

@@ -1,0 +1,312 @@
+"""Pictures of explanations: overlays, galleries and deletion/insertion curves.
+
+Everything is drawn with matplotlib's Agg canvas (no display, no global
+pyplot state) and written as PNG. Maps are the NumPy arrays returned by
+``keras_brnpa.explain``; curves are those returned by
+``keras_brnpa.metrics`` with ``return_curves=True``.
+"""
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from keras_brnpa.explain._utils import resize
+from keras_brnpa.layers._validation import invalid
+
+#: One colour per part (RGB in [0, 1]): part 1 red, part 2 green, part 3
+#: blue, then yellow, magenta, cyan, orange, purple, ... (cycled).
+PART_COLORS = np.array(
+    [
+        [0.90, 0.10, 0.10],
+        [0.10, 0.80, 0.10],
+        [0.15, 0.35, 1.00],
+        [1.00, 0.90, 0.10],
+        [0.95, 0.20, 0.90],
+        [0.10, 0.90, 0.95],
+        [1.00, 0.55, 0.05],
+        [0.55, 0.25, 0.85],
+    ]
+)
+
+
+def _array(name, value):
+    try:
+        import keras
+
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    except Exception as error:
+        raise invalid(name, type(value).__name__, "an array") from error
+
+
+def _image_to_float(image, name="image"):
+    """(H, W, 3) float in [0, 1] from uint8, [0, 1] floats, or anything else
+    (min-max scaled), gray or RGB."""
+    image = _array(name, image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
+        raise invalid(name, f"<array of shape {image.shape}>", "an image (H, W), (H, W, 1) or (H, W, 3)")
+    if image.dtype == np.uint8:
+        return image.astype("float64") / 255.0
+    image = image.astype("float64")
+    if not np.all(np.isfinite(image)):
+        raise invalid(name, "<array with NaN or inf>", "finite values")
+    low, high = image.min(), image.max()
+    if low >= 0.0 and high <= 1.0:
+        return image
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def _normalize(maps):
+    """Min-max each map (last axes (H, W)) to [0, 1]; constant -> 0."""
+    low = maps.min(axis=(0, 1), keepdims=True)
+    high = maps.max(axis=(0, 1), keepdims=True)
+    return np.where(high > low, (maps - low) / np.where(high > low, high - low, 1.0), 0.0)
+
+
+def overlay(image, maps, alpha=0.6, cmap="jet"):
+    """Draw saliency or part maps over an image.
+
+    The maps are upsampled bilinearly to the image size and min-max
+    normalised to ``[0, 1]``. A single map ``(h, w)`` is coloured with
+    ``cmap``; part maps ``(h, w, P)`` get one colour each (``PART_COLORS``:
+    part 1 red, part 2 green, part 3 blue, ...), each pixel taking the
+    colour of its strongest part. The colour is blended in proportion to
+    the map's value, ``out = (1 - alpha m) image + alpha m colour``, so
+    where a map is 0 the image shows unchanged.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``; uint8, floats in
+            ``[0, 1]``, or any other floats (min-max scaled for display,
+            e.g. normalised network inputs).
+        maps: ``(h, w)`` (one map) or ``(h, w, P)`` (parts).
+        alpha: float in ``[0, 1]``, the opacity of the colour where the map
+            is maximal.
+        cmap: matplotlib colormap name for a single map.
+
+    Returns:
+        uint8 array ``(H, W, 3)``.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> image = np.zeros((32, 32, 3), "float32")
+    >>> saliency = np.zeros((4, 4), "float32"); saliency[0, 0] = 1.0
+    >>> out = keras_brnpa.visualize.overlay(image, saliency)
+    >>> out.shape, out.dtype, bool(out[0, 0].max() > 0), int(out[31, 31].max())
+    ((32, 32, 3), dtype('uint8'), True, 0)
+    """
+    import matplotlib
+
+    image = _image_to_float(image)
+    maps = _array("maps", maps).astype("float64")
+    if maps.ndim not in (2, 3) or 0 in maps.shape:
+        raise invalid("maps", f"<array of shape {maps.shape}>", "a map (h, w) or part maps (h, w, P)")
+    if not np.all(np.isfinite(maps)):
+        raise invalid("maps", "<array with NaN or inf>", "finite values")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise invalid("alpha", alpha, "a float in [0, 1]")
+    try:
+        colormap = matplotlib.colormaps[cmap]
+    except (KeyError, TypeError, ValueError) as error:
+        raise invalid("cmap", cmap, "a matplotlib colormap name") from error
+    size = image.shape[:2]
+    if maps.ndim == 2:
+        value = _normalize(resize(maps[None], size)[0].astype("float64"))
+        colour = colormap(value)[..., :3]
+    else:
+        parts = _normalize(resize(maps[None], size)[0].astype("float64"))
+        strongest = np.argmax(parts, axis=-1)
+        value = parts.max(axis=-1)
+        colour = PART_COLORS[strongest % len(PART_COLORS)]
+    weight = alpha * value[..., None]
+    out = (1.0 - weight) * image + weight * colour
+    return np.clip(np.round(out * 255.0), 0, 255).astype("uint8")
+
+
+def _check_path(path):
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise invalid("path", path, "a file path (str or os.PathLike) ending in .png")
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise invalid("path", path, "a file path ending in .png")
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    return path
+
+
+def _figure(width, height, dpi):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size=2.0, dpi=100):
+    """Write a PNG grid: one row per image, one column per method.
+
+    The first column shows the image, the others its maps drawn with
+    ``overlay`` (part maps ``(B, h, w, P)`` in one colour per part).
+
+    Args:
+        path: output file, ending in ``.png`` (parent folders are created).
+        images: ``(B, H, W, C)`` array.
+        maps_by_method: dict ``{method name: maps}``, each ``(B, h, w)`` or
+            ``(B, h, w, P)`` with the same ``B`` (any ``h, w``; upsampled).
+        titles: optional list of ``B`` row labels (e.g. class names).
+        alpha: overlay opacity (see ``overlay``).
+        cell_size: size of one cell in inches.
+        dpi: dots per inch; the PNG is
+            ``(1 + len(maps_by_method)) * cell_size * dpi`` pixels wide and
+            ``B * cell_size * dpi`` pixels high.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np, keras_brnpa
+    >>> images = np.random.default_rng(0).random((2, 32, 32, 3))
+    >>> maps = {"a": np.random.default_rng(1).random((2, 4, 4)),
+    ...         "parts": np.random.default_rng(2).random((2, 4, 4, 3))}
+    >>> path = os.path.join(tempfile.mkdtemp(), "gallery.png")
+    >>> keras_brnpa.visualize.save_gallery(path, images, maps) == path
+    True
+    """
+    images = _array("images", images)
+    if images.ndim != 4 or 0 in images.shape:
+        raise invalid("images", f"<array of shape {images.shape}>", "an array (B, H, W, C)")
+    if not isinstance(maps_by_method, Mapping) or not maps_by_method:
+        raise invalid("maps_by_method", maps_by_method, "a non-empty dict {name: maps (B, h, w[, P])}")
+    n = len(images)
+    columns = {}
+    for name, maps in maps_by_method.items():
+        maps = _array("maps_by_method", maps)
+        if maps.ndim not in (3, 4) or len(maps) != n:
+            raise invalid(
+                "maps_by_method",
+                f"<{name!r}: array of shape {maps.shape}>",
+                f"maps of shape ({n}, h, w) or ({n}, h, w, P), one per image",
+            )
+        columns[str(name)] = maps
+    if titles is not None and (isinstance(titles, str) or len(titles) != n):
+        raise invalid("titles", titles, f"None or a list of {n} strings")
+    for name, value in (("cell_size", cell_size), ("dpi", dpi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise invalid(name, value, "a number > 0")
+    path = _check_path(path)
+
+    n_cols = 1 + len(columns)
+    figure = _figure(n_cols * cell_size, n * cell_size, dpi)
+    grid = figure.add_gridspec(n, n_cols, left=0.0, right=1.0, bottom=0.0, top=1.0,
+                               wspace=0.02, hspace=0.02)
+    fontsize = max(5.0, 4.0 * cell_size)
+    for row in range(n):
+        cells = [("image", _image_to_float(images[row], "images"))]
+        cells += [(name, overlay(images[row], maps[row], alpha=alpha)) for name, maps in columns.items()]
+        for col, (name, picture) in enumerate(cells):
+            axis = figure.add_subplot(grid[row, col])
+            axis.imshow(picture, interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            label = name if row == 0 else None
+            if col == 0 and titles is not None:
+                label = f"{name}: {titles[row]}" if row == 0 else str(titles[row])
+            if label:
+                axis.text(0.02, 0.98, label, transform=axis.transAxes, va="top", ha="left",
+                          fontsize=fontsize, color="white",
+                          bbox=dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0))
+    figure.savefig(path, dpi=dpi, format="png")
+    return path
+
+
+def _auc(curves):
+    """Trapezoid area over [0, 1] of (B, steps+1) curves, per row."""
+    return ((curves[:, 1:] + curves[:, :-1]) / 2.0).mean(axis=1)
+
+
+def _as_curves(name, curves):
+    curves = _array("curves_by_method", curves).astype("float64")
+    if curves.ndim == 1:
+        curves = curves[None]
+    if curves.ndim != 2 or curves.shape[1] < 2:
+        raise invalid(
+            "curves_by_method",
+            f"<{name!r}: array of shape {curves.shape}>",
+            "curves of shape (steps + 1,) or (B, steps + 1) with steps >= 1",
+        )
+    return curves
+
+
+def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the image perturbed",
+                ylabel="probability of the predicted class"):
+    """Plot deletion/insertion curves (mean over images, +- one std).
+
+    Each method's curve is drawn against the perturbed fraction
+    ``t / steps`` in ``[0, 1]`` and labelled with its mean area under the
+    curve (the trapezoid rule, as ``keras_brnpa.metrics`` computes DAUC and
+    IAUC).
+
+    Args:
+        path: output file ending in ``.png``.
+        curves_by_method: dict ``{method: curves}`` with curves
+            ``(B, steps + 1)`` (or one curve ``(steps + 1,)``), drawn in one
+            panel; or a dict of such dicts, ``{"deletion": {...},
+            "insertion": {...}}``, drawn one panel per key.
+        title: optional figure title.
+        xlabel, ylabel: axis labels.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np, keras_brnpa
+    >>> steps = np.linspace(1.0, 0.0, 11)
+    >>> curves = {"deletion": {"brnpa": np.stack([steps, steps ** 2])},
+    ...           "insertion": {"brnpa": 1.0 - steps}}
+    >>> path = os.path.join(tempfile.mkdtemp(), "curves.png")
+    >>> keras_brnpa.visualize.plot_curves(path, curves) == path
+    True
+    """
+    if not isinstance(curves_by_method, Mapping) or not curves_by_method:
+        raise invalid("curves_by_method", curves_by_method, "a non-empty dict {method: curves}")
+    nested = all(isinstance(v, Mapping) for v in curves_by_method.values())
+    panels = dict(curves_by_method) if nested else {None: curves_by_method}
+    for panel, methods in panels.items():
+        if not methods:
+            raise invalid("curves_by_method", curves_by_method, "non-empty dicts of curves")
+        panels[panel] = {str(name): _as_curves(name, c) for name, c in methods.items()}
+    path = _check_path(path)
+
+    figure = _figure(5.0 * len(panels), 4.0, 100)
+    for i, (panel, methods) in enumerate(panels.items()):
+        axis = figure.add_subplot(1, len(panels), i + 1)
+        for name, curves in methods.items():
+            x = np.linspace(0.0, 1.0, curves.shape[1])
+            mean = curves.mean(axis=0)
+            (line,) = axis.plot(x, mean, label=f"{name} (AUC {_auc(curves).mean():.3f})")
+            if len(curves) > 1:
+                std = curves.std(axis=0)
+                axis.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        axis.set_xlim(0.0, 1.0)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        if panel is not None:
+            axis.set_title(str(panel))
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100, format="png")
+    return path
+
+
+__all__ = ["PART_COLORS", "overlay", "plot_curves", "save_gallery"]
