@@ -18,8 +18,10 @@ Example:
 """
 
 from keras_brnpa import datasets
+from keras_brnpa import explain
 from keras_brnpa import metrics
 from keras_brnpa import models
+from keras_brnpa import visualize
 from keras_brnpa.layers import BilinearAttentionPooling
 from keras_brnpa.layers import BRNPAAttention
 from keras_brnpa.version import __version__
@@ -29,6 +31,8 @@ __all__ = [
     "BilinearAttentionPooling",
     "__version__",
     "datasets",
+    "explain",
     "metrics",
     "models",
+    "visualize",
 ]
