@@ -7,6 +7,7 @@ pyplot state) and written as PNG. Maps are the NumPy arrays returned by
 """
 
 import os
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -74,7 +75,10 @@ def overlay(image, maps, alpha=0.6, cmap="jet"):
     normalised to ``[0, 1]``. A single map ``(h, w)`` is coloured with
     ``cmap``; part maps ``(h, w, P)`` get one colour each (``PART_COLORS``:
     part 1 red, part 2 green, part 3 blue, ...), each pixel taking the
-    colour of its strongest part. The colour is blended in proportion to
+    colour of its strongest part. Part maps are normalised together (one
+    minimum and maximum for all parts), so that a sharp part shows
+    stronger than a diffuse one, as in BR-NPA where every part map sums
+    to 1. The colour is blended in proportion to
     the map's value, ``out = (1 - alpha m) image + alpha m colour``, so
     where a map is 0 the image shows unchanged.
 
@@ -118,7 +122,9 @@ def overlay(image, maps, alpha=0.6, cmap="jet"):
         value = _normalize(resize(maps[None], size)[0].astype("float64"))
         colour = colormap(value)[..., :3]
     else:
-        parts = _normalize(resize(maps[None], size)[0].astype("float64"))
+        parts = resize(maps[None], size)[0].astype("float64")
+        low, high = parts.min(), parts.max()
+        parts = (parts - low) / (high - low) if high > low else np.zeros_like(parts)
         strongest = np.argmax(parts, axis=-1)
         value = parts.max(axis=-1)
         colour = PART_COLORS[strongest % len(PART_COLORS)]
@@ -207,6 +213,8 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
     grid = figure.add_gridspec(n, n_cols, left=0.0, right=1.0, bottom=0.0, top=1.0,
                                wspace=0.02, hspace=0.02)
     fontsize = max(5.0, 4.0 * cell_size)
+    wrap = max(8, int(cell_size * 72 / (0.55 * fontsize)))
+    box = dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0)
     for row in range(n):
         cells = [("image", _image_to_float(images[row], "images"))]
         cells += [(name, overlay(images[row], maps[row], alpha=alpha)) for name, maps in columns.items()]
@@ -215,13 +223,12 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
             axis.imshow(picture, interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
-            label = name if row == 0 else None
+            if row == 0:
+                axis.text(0.02, 0.98, name, transform=axis.transAxes, va="top", ha="left",
+                          fontsize=fontsize, color="white", bbox=box)
             if col == 0 and titles is not None:
-                label = f"{name}: {titles[row]}" if row == 0 else str(titles[row])
-            if label:
-                axis.text(0.02, 0.98, label, transform=axis.transAxes, va="top", ha="left",
-                          fontsize=fontsize, color="white",
-                          bbox=dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0))
+                axis.text(0.02, 0.02, textwrap.fill(str(titles[row]), wrap), transform=axis.transAxes,
+                          va="bottom", ha="left", fontsize=fontsize * 0.85, color="white", bbox=box)
     figure.savefig(path, dpi=dpi, format="png")
     return path
 
@@ -294,7 +301,9 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
             (line,) = axis.plot(x, mean, label=f"{name} (AUC {_auc(curves).mean():.3f})")
             if len(curves) > 1:
                 std = curves.std(axis=0)
-                axis.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+                low, high = curves.min(), curves.max()  # the band stays within the data
+                axis.fill_between(x, np.clip(mean - std, low, high), np.clip(mean + std, low, high),
+                                  color=line.get_color(), alpha=0.15)
         axis.set_xlim(0.0, 1.0)
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)

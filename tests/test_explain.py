@@ -55,30 +55,30 @@ def test_every_method_gives_finite_maps_of_the_right_shape(classifiers):
     # post-hoc methods split it at "backbone" (the keras-cv "tiny" ResNet is
     # exercised by the doctests).
     model = classifiers["brnpa"]
-    x = images(3)
+    x = images(4)
     methods = list(POST_HOC.items()) + [("brnpa", {}), ("feature_norm", {})]
     for method, kwargs in methods:
         maps = explain.explain(method, model, x, batch_size=2, **kwargs)
-        expected = (3, SIZE, SIZE) if method == "rise" else (3, 8, 8)
+        expected = (4, SIZE, SIZE) if method == "rise" else (4, 8, 8)
         assert maps.shape == expected, method
         assert maps.dtype == np.float32 and np.all(np.isfinite(maps)), method
         assert np.all(maps >= 0) and maps.max() > 0, method
-    parts = explain.attention_maps(model, x, upsample=True)
-    assert parts.shape == (3, SIZE, SIZE, 3) and np.all(np.isfinite(parts))
+    parts = explain.attention_maps(model, x, batch_size=2, upsample=True)
+    assert parts.shape == (4, SIZE, SIZE, 3) and np.all(np.isfinite(parts))
 
 
 @pytest.mark.parametrize("head", ["brnpa", "bcnn", "gap"])
 def test_model_maps_shapes_and_upsample(classifiers, head):
     model = classifiers[head]
-    x = images(3)
+    x = images(4)
     parts = explain.attention_maps(model, x, batch_size=2)
-    assert parts.shape == (3, 8, 8, 1 if head == "gap" else 3)
-    assert explain.explanation_map(model, x).shape == (3, 8, 8)
-    assert explain.feature_norm_map(model, x, upsample=True).shape == (3, SIZE, SIZE)
-    assert explain.explanation_map(model, x, upsample=(16, 12)).shape == (3, 16, 12)
+    assert parts.shape == (4, 8, 8, 1 if head == "gap" else 3)
+    assert explain.explanation_map(model, x, batch_size=2).shape == (4, 8, 8)
+    assert explain.feature_norm_map(model, x, batch_size=2, upsample=True).shape == (4, SIZE, SIZE)
+    assert explain.explanation_map(model, x[:2], upsample=(16, 12)).shape == (2, 16, 12)
     for method in ("gradcam", "gradcam++", "eigencam"):
         maps = explain.explain(method, model, x, batch_size=2, upsample=True)
-        assert maps.shape == (3, SIZE, SIZE) and np.all(np.isfinite(maps)), method
+        assert maps.shape == (4, SIZE, SIZE) and np.all(np.isfinite(maps)), method
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def test_model_maps_shapes_and_upsample(classifiers, head):
 
 def test_brnpa_explanation_map_is_part1_times_norm(classifiers):
     model = classifiers["brnpa"]
-    x = images(3, seed=1)
+    x = images(4, seed=1)
     features = to_numpy(model.get_layer("backbone")(x))
     _, ref_maps, ref_norm = brnpa_numpy(features, n_parts=3)
     # brnpa_numpy's norm includes epsilon = 1e-5; the explanation map uses ||f||.
@@ -97,8 +97,12 @@ def test_brnpa_explanation_map_is_part1_times_norm(classifiers):
         explain.explanation_map(model, x, batch_size=2), ref_maps[..., 0] * norm,
         rtol=1e-4, atol=1e-6,
     )
-    np.testing.assert_allclose(explain.attention_maps(model, x), ref_maps, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(explain.feature_norm_map(model, x), norm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        explain.attention_maps(model, x, batch_size=2), ref_maps, rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        explain.feature_norm_map(model, x, batch_size=2), norm, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_bcnn_and_gap_explanation_maps(classifiers):
@@ -183,7 +187,7 @@ def test_grad_cam_and_plus_plus_match_numpy(kind, softmax, class_index):
 
 def test_split_at_nested_backbone_reproduces_the_model(classifiers):
     model = classifiers["brnpa"]
-    explain.attention_maps(model, images(1))  # adds a second node to the shared layers
+    explain.attention_maps(model, images(2))  # adds a second node to the shared layers
     name, features_fn, head_fn = _utils.split_model(model)
     assert name == "backbone"
     x = images(2, seed=5)
