@@ -18,10 +18,12 @@ Example:
 """
 
 from keras_brnpa import datasets
+from keras_brnpa import distillation
 from keras_brnpa import explain
 from keras_brnpa import metrics
 from keras_brnpa import models
 from keras_brnpa import visualize
+from keras_brnpa.distillation import Distiller
 from keras_brnpa.layers import BilinearAttentionPooling
 from keras_brnpa.layers import BRNPAAttention
 from keras_brnpa.version import __version__
@@ -29,8 +31,10 @@ from keras_brnpa.version import __version__
 __all__ = [
     "BRNPAAttention",
     "BilinearAttentionPooling",
+    "Distiller",
     "__version__",
     "datasets",
+    "distillation",
     "explain",
     "metrics",
     "models",

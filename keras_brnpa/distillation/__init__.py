@@ -1,0 +1,32 @@
+"""Knowledge distillation of a low-resolution teacher into a high-resolution student.
+
+BR-NPA's attention maps are as fine as the backbone's feature map. The
+paper makes it 4x finer per side by setting the strides of the last two
+ResNet stages to 1, and trains that slower, harder network as the student
+of the ordinary (low-resolution) model:
+
+- ``Distiller``: a ``keras.Model`` whose loss is
+  ``alpha * T**2 * KL(teacher || student) + (1 - alpha) * L(y, student)``;
+- ``build_high_resolution_student``: the teacher's stride-1 twin, with the
+  teacher's weights;
+- ``distill``: the whole recipe, with the paper's optimiser;
+- ``PAPER_DEFAULTS``: the authors' setup and searched ranges.
+"""
+
+from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
+from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
+from keras_brnpa.distillation.distiller import Distiller
+from keras_brnpa.distillation.recipe import PAPER_DEFAULTS
+from keras_brnpa.distillation.recipe import build_high_resolution_student
+from keras_brnpa.distillation.recipe import distill
+from keras_brnpa.distillation.recipe import paper_optimizer
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_TEMPERATURE",
+    "Distiller",
+    "PAPER_DEFAULTS",
+    "build_high_resolution_student",
+    "distill",
+    "paper_optimizer",
+]
