@@ -273,3 +273,24 @@ def test_figures_script(tmp_path):
     # The score is damped: part k's object is (almost) gone from the next score.
     for k in range(len(picks) - 1):
         assert result["scores"][k + 1][picks[k]] < 0.05 * result["scores"][k][picks[k]]
+
+
+# ------------------------------------------------- the griffe docstring fixes
+def test_griffe_extension_rewrites_keras_style_docstrings():
+    spec = importlib.util.spec_from_file_location("gkd", API / "griffe_keras_docstrings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (
+        "Summary.\n\n"
+        "Args:\n    model, images,\n    batch_size: as for f.\n    x: an int.\n\n"
+        "Call arguments:\n    features: a map\n        over two lines.\n    training: unused.\n\n"
+        "Example:\n\n>>> 1 + 1\n2\n\n>>> 3\n3\n\n"
+        "Reference:\n    A paper."
+    )
+    fixed = module.indent_examples(module.bullet_call_arguments(module.join_grouped_args(doc)))
+    assert "    model, images, batch_size: as for f.\n    x: an int." in fixed
+    assert "    - features: a map\n          over two lines.\n    - training: unused." in fixed
+    assert "Examples:\n    >>> 1 + 1\n    2\n\n    >>> 3\n    3\n\nReference:\n    A paper." in fixed
+    # Already indented examples and other text stay as they are.
+    plain = "Summary.\n\nReturns:\n    a, b,\n    c"
+    assert module.indent_examples(module.join_grouped_args(plain)) == plain

@@ -65,8 +65,34 @@ def indent_examples(text):
         while i < len(lines) and not _SECTION.match(lines[i]):
             out.append("    " + lines[i] if lines[i].strip() else "")
             i += 1
-        if i < len(lines):
+        if i < len(lines) and out[-1]:
             out.append("")
+    return "\n".join(out)
+
+
+_CALL_ARGS = re.compile(r"^Call arguments:\s*$")
+
+
+def bullet_call_arguments(text):
+    """Turn the entries of a ``Call arguments:`` section into a list."""
+    out = []
+    inside = False
+    base = None
+    for line in text.splitlines():
+        if _SECTION.match(line):
+            inside = bool(_CALL_ARGS.match(line))
+            base = None
+            out.append(line)
+            continue
+        if inside and line.strip():
+            indent = len(line) - len(line.lstrip())
+            if base is None:
+                base = indent
+            if indent == base:
+                line = line[:indent] + "- " + line[indent:]
+            else:
+                line = " " * 2 + line
+        out.append(line)
     return "\n".join(out)
 
 
@@ -75,4 +101,6 @@ class KerasExamples(griffe.Extension):
 
     def on_instance(self, *, node, obj, agent, **kwargs):
         if obj.docstring is not None:
-            obj.docstring.value = indent_examples(join_grouped_args(obj.docstring.value))
+            obj.docstring.value = indent_examples(
+                bullet_call_arguments(join_grouped_args(obj.docstring.value))
+            )
