@@ -110,10 +110,11 @@ def main(argv=None):
         f"{args.images} images of {args.size}x{args.size}, saliency {args.cells}x{args.cells}, "
         f"steps={args.steps}, batch_size={args.batch_size}"
     )
+    total = args.images * len(np.unique(keras_brnpa.metrics.step_counts(args.cells**2, args.steps)))
+    calls = -(-total // args.batch_size)
     print(
-        f"forward passes per metric: loop {args.images * (args.steps + 2)} (batch 1), "
-        f"batched {args.images * (args.steps + 1)} images in batches of "
-        f"{min(args.batch_size, args.images * (args.steps + 1))}"
+        f"forward passes per metric: loop {args.images * (args.steps + 2)} calls of 1 image; "
+        f"batched {total} images in {calls} calls of {-(-total // calls)}"
     )
     # Warm-up: compile the predict function, trace the eager path.
     model(images[:1], training=False)

@@ -145,6 +145,11 @@ def test_batches_have_a_fixed_size_and_bounded_memory():
     assert sizes == [4] * 6
     ref = faithfulness.deletion_auc_loop(model, images, saliency, steps=6)
     np.testing.assert_allclose(auc, ref, atol=1e-6)
+    # Calls are balanced: 21 images with batch_size=10 -> 3 calls of 7.
+    sizes.clear()
+    auc = keras_brnpa.metrics.deletion_auc(model, images, saliency, steps=6, batch_size=10)
+    assert sizes == [7] * 3
+    np.testing.assert_allclose(auc, ref, atol=1e-6)
     # Repeated step counts (steps > cells) are evaluated once per image.
     sizes.clear()
     keras_brnpa.metrics.deletion_auc(model, images, saliency, steps=60, batch_size=100)

@@ -204,6 +204,13 @@ def step_counts(cells, steps):
 
     ``round(t * cells / steps)`` with Python's rounding (half to even).
 
+    Args:
+        cells: int >= 1, number of cells of the saliency map (``h * w``).
+        steps: int >= 1, number of steps.
+
+    Returns:
+        NumPy int64 array of shape ``(steps + 1,)``, from 0 to ``cells``.
+
     Example:
 
     >>> import keras_brnpa
@@ -220,7 +227,21 @@ def step_counts(cells, steps):
 def saliency_ranks(saliency):
     """Rank of each cell in the deletion/insertion order, ``(B, h * w)``.
 
-    Rank 0 is the most salient cell; ties go to the lower flat index.
+    Rank 0 is the most salient cell; ties go to the lower flat (row-major)
+    index, as ``np.argsort(-saliency, kind="stable")`` orders them.
+
+    Args:
+        saliency: NumPy array ``(B, h, w)``.
+
+    Returns:
+        NumPy int array ``(B, h * w)``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_brnpa.metrics.faithfulness import saliency_ranks
+    >>> saliency_ranks(np.array([[[1.0, 3.0], [3.0, 0.0]]])).tolist()
+    [[2, 0, 1, 3]]
     """
     flat = saliency.reshape(saliency.shape[0], -1)
     order = np.argsort(-flat, axis=1, kind="stable")
@@ -270,7 +291,10 @@ def _batched_curves(model, images, saliency, steps, batch_size, from_logits, fil
     ranks = saliency_ranks(saliency)
     n_unique = len(unique)
     total = batch * n_unique
-    size = min(batch_size, total)  # every call gets exactly this many images
+    # As few calls as batch_size allows, all of the same size (one trace of
+    # the predict function), with as little padding as possible.
+    calls = -(-total // batch_size)
+    size = -(-total // calls)
     blocks = images.reshape(batch, h, bh, w, bw, channels)
     if insertion:
         other = fill.reshape(batch, h, bh, w, bw, channels)
