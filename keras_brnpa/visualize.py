@@ -49,7 +49,9 @@ def _image_to_float(image, name="image"):
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] != 3 or 0 in image.shape:
-        raise invalid(name, f"<array of shape {image.shape}>", "an image (H, W), (H, W, 1) or (H, W, 3)")
+        raise invalid(
+            name, f"<array of shape {image.shape}>", "an image (H, W), (H, W, 1) or (H, W, 3)"
+        )
     if image.dtype == np.uint8:
         return image.astype("float64") / 255.0
     image = image.astype("float64")
@@ -108,7 +110,9 @@ def overlay(image, maps, alpha=0.6, cmap="jet"):
     image = _image_to_float(image)
     maps = _array("maps", maps).astype("float64")
     if maps.ndim not in (2, 3) or 0 in maps.shape:
-        raise invalid("maps", f"<array of shape {maps.shape}>", "a map (h, w) or part maps (h, w, P)")
+        raise invalid(
+            "maps", f"<array of shape {maps.shape}>", "a map (h, w) or part maps (h, w, P)"
+        )
     if not np.all(np.isfinite(maps)):
         raise invalid("maps", "<array with NaN or inf>", "finite values")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
@@ -189,7 +193,9 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
     if images.ndim != 4 or 0 in images.shape:
         raise invalid("images", f"<array of shape {images.shape}>", "an array (B, H, W, C)")
     if not isinstance(maps_by_method, Mapping) or not maps_by_method:
-        raise invalid("maps_by_method", maps_by_method, "a non-empty dict {name: maps (B, h, w[, P])}")
+        raise invalid(
+            "maps_by_method", maps_by_method, "a non-empty dict {name: maps (B, h, w[, P])}"
+        )
     n = len(images)
     columns = {}
     for name, maps in maps_by_method.items():
@@ -217,7 +223,9 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
     box = dict(facecolor="black", alpha=0.6, pad=1.5, linewidth=0)
     for row in range(n):
         cells = [("image", _image_to_float(images[row], "images"))]
-        cells += [(name, overlay(images[row], maps[row], alpha=alpha)) for name, maps in columns.items()]
+        cells += [
+            (name, overlay(images[row], maps[row], alpha=alpha)) for name, maps in columns.items()
+        ]
         for col, (name, picture) in enumerate(cells):
             axis = figure.add_subplot(grid[row, col])
             axis.imshow(picture, interpolation="nearest")
@@ -227,8 +235,9 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
                 axis.text(0.02, 0.98, name, transform=axis.transAxes, va="top", ha="left",
                           fontsize=fontsize, color="white", bbox=box)
             if col == 0 and titles is not None:
-                axis.text(0.02, 0.02, textwrap.fill(str(titles[row]), wrap), transform=axis.transAxes,
-                          va="bottom", ha="left", fontsize=fontsize * 0.85, color="white", bbox=box)
+                axis.text(0.02, 0.02, textwrap.fill(str(titles[row]), wrap),
+                          transform=axis.transAxes, va="bottom", ha="left",
+                          fontsize=fontsize * 0.85, color="white", bbox=box)
     figure.savefig(path, dpi=dpi, format="png")
     return path
 

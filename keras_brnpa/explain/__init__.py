@@ -108,11 +108,11 @@ def explain(method, model, images, **kwargs):
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
     ...     3, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
-    >>> images = np.random.default_rng(0).random((1, 64, 64, 3), "float32")
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
     >>> keras_brnpa.explain.explain("Grad-CAM++", model, images).shape
-    (1, 2, 2)
+    (2, 2, 2)
     >>> keras_brnpa.explain.explain("brnpa", model, images, class_index=0).shape
-    (1, 2, 2)
+    (2, 2, 2)
     """
     function = METHODS[_canonical(method)]
     accepted = set(inspect.signature(function).parameters)

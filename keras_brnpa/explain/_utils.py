@@ -201,7 +201,9 @@ def check_class_index(class_index, n_images):
         return int(class_index)
     classes = np.asarray(class_index)
     if classes.shape != (n_images,) or not np.issubdtype(classes.dtype, np.integer):
-        raise invalid("class_index", class_index, f"None, an int or {n_images} ints (one per image)")
+        raise invalid(
+            "class_index", class_index, f"None, an int or {n_images} ints (one per image)"
+        )
     return classes
 
 
@@ -302,7 +304,8 @@ def split_model(model, layer_name=None):
         raise invalid(
             "model",
             f"<{type(model).__name__} {model.name!r}>",
-            "a functional or Sequential keras.Model (a subclassed model cannot be split at a layer)",
+            "a functional or Sequential keras.Model (a subclassed model cannot be split "
+            "at a layer)",
         )
     nodes = [
         node for depth_nodes in nodes_by_depth.values() for node in depth_nodes

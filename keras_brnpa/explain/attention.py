@@ -77,12 +77,13 @@ def attention_maps(model, images, batch_size=32, upsample=False):
 
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
-    ...     5, backbone="tiny", head="brnpa", n_parts=3, resolution="high",
-    ...     input_shape=(64, 64, 3))
+    ...     5, backbone="tiny", head="brnpa", n_parts=3, input_shape=(64, 64, 3))
     >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
     >>> maps = keras_brnpa.explain.attention_maps(model, images)
     >>> maps.shape, bool(np.allclose(maps.sum(axis=(1, 2)), 1.0, atol=1e-4))
-    ((2, 8, 8, 3), True)
+    ((2, 2, 2, 3), True)
+    >>> keras_brnpa.explain.attention_maps(model, images, upsample=True).shape
+    (2, 64, 64, 3)
     """
     out, size = _run(model, images, batch_size, upsample, ["attention_maps"])
     return _finish(out["attention_maps"], size)
@@ -131,11 +132,10 @@ def explanation_map(model, images, batch_size=32, upsample=False):
 
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
-    ...     5, backbone="tiny", head="brnpa", resolution="high",
-    ...     input_shape=(64, 64, 3))
+    ...     5, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
     >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
     >>> keras_brnpa.explain.explanation_map(model, images).shape
-    (2, 8, 8)
+    (2, 2, 2)
     """
     net = _attention_model(model)  # validates the model first
     del net

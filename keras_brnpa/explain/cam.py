@@ -232,9 +232,9 @@ def ablation_cam(
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
     ...     3, backbone="tiny", head="gap", input_shape=(64, 64, 3))
-    >>> images = np.random.default_rng(0).random((1, 64, 64, 3), "float32")
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
     >>> keras_brnpa.explain.ablation_cam(model, images, batch_size=64).shape
-    (1, 2, 2)
+    (2, 2, 2)
     """
     setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
     maps = []
@@ -251,8 +251,9 @@ def ablation_cam(
             ablated = acts[image_ids].copy()
             ablated[np.arange(len(channels)), :, :, channels] = 0.0
             scores = _utils.call_model(setup.head_fn, ablated, pad_to=setup.batch_size)
+            targets = classes[image_ids]
             weights[image_ids, channels] = (
-                outputs[image_ids, classes[image_ids]] - scores[np.arange(len(channels)), classes[image_ids]]
+                outputs[image_ids, targets] - scores[np.arange(len(channels)), targets]
             )
         maps.append(_weighted_sum(acts, weights))
     return setup.finish(maps)
@@ -299,9 +300,9 @@ def score_cam(
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
     ...     3, backbone="tiny", head="gap", input_shape=(64, 64, 3))
-    >>> images = np.random.default_rng(0).random((1, 64, 64, 3), "float32")
-    >>> keras_brnpa.explain.score_cam(model, images, max_channels=8).shape
-    (1, 2, 2)
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+    >>> keras_brnpa.explain.score_cam(model, images, max_channels=2, batch_size=2).shape
+    (2, 2, 2)
     """
     from_logits = _check_from_logits(from_logits)
     if max_channels is not None:
@@ -332,9 +333,8 @@ def score_cam(
             high = masks.max(axis=(1, 2), keepdims=True)
             masks = (masks - low) / np.where(high > low, high - low, 1.0)
             masked = x[image_ids] * masks[..., None]
-            scores = _utils.class_scores(
-                _utils.call_model(setup.model, masked, pad_to=setup.batch_size), classes[image_ids], from_logits
-            )
+            masked_outputs = _utils.call_model(setup.model, masked, pad_to=setup.batch_size)
+            scores = _utils.class_scores(masked_outputs, classes[image_ids], from_logits)
             weights[image_ids, channels] = scores
         maps.append(_weighted_sum(acts, weights))
     return setup.finish(maps)

@@ -83,10 +83,10 @@ def rise(
 
     >>> import numpy as np, keras_brnpa
     >>> model = keras_brnpa.models.build_classifier(
-    ...     3, backbone="tiny", head="gap", input_shape=(32, 32, 3))
-    >>> images = np.random.default_rng(0).random((2, 32, 32, 3), "float32")
-    >>> keras_brnpa.explain.rise(model, images, n_masks=16, mask_size=4).shape
-    (2, 32, 32)
+    ...     3, backbone="tiny", head="gap", input_shape=(64, 64, 3))
+    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
+    >>> keras_brnpa.explain.rise(model, images, n_masks=8, batch_size=2).shape
+    (2, 64, 64)
     """
     _utils.check_model(model)
     images = _utils.check_images(images)
