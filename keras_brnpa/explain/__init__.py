@@ -3,7 +3,8 @@
 Every function takes a batch of images ``(B, H, W, C)``, works in batches
 of ``batch_size`` on every Keras backend and returns float32 NumPy arrays:
 ``(B, h, w)`` (one map per image) or ``(B, h, w, parts)``, at the feature
-map's resolution unless ``upsample`` asks for the image size.
+map's resolution unless ``upsample`` asks for the image size. Images and
+feature maps are channels-last (the layout of ``build_classifier``).
 
 - The model's own maps (``build_classifier`` models): ``attention_maps``,
   ``explanation_map``, ``feature_norm_map``.
