@@ -75,6 +75,12 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=None, help="default Distiller's")
     parser.add_argument("--alpha", type=float, default=None, help="default Distiller's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--run-eagerly",
+        action="store_true",
+        help="train eagerly (set by --smoke on TensorFlow, where tracing a graph "
+        "costs more than one step)",
+    )
     args = parser.parse_args(argv)
     smoke = args.smoke
     if args.epochs is None:
@@ -86,7 +92,7 @@ def parse_args(argv=None):
     if args.batch_size is None:
         args.batch_size = 8 if smoke else 32
     if args.num_images is None:
-        args.num_images = 16 if smoke else 1024
+        args.num_images = 8 if smoke else 1024
     if args.backbone is None:
         args.backbone = "resnet50" if args.weights else "tiny"
     for name in ("epochs", "distill_epochs", "image_size", "batch_size", "num_images"):
@@ -99,12 +105,12 @@ def generated_data(args):
     """Train and test arrays from the embedded synthetic parts generator."""
     from keras_brnpa.datasets import synthetic_parts
 
-    num_test = max(args.num_images // 4, args.num_classes)
+    num_test = max(args.num_images // 4, args.num_classes, 8)
     train = synthetic_parts(
         args.num_images, args.image_size, args.num_classes, seed=args.seed
     )
     test = synthetic_parts(num_test, args.image_size, args.num_classes, seed=args.seed + 1)
-    return (train[0], train[1]), (test[0], test[1]), args.num_classes, test[0][:4]
+    return (train[0], train[1]), (test[0], test[1]), args.num_classes
 
 
 def tfds_data(args):
@@ -124,25 +130,49 @@ def tfds_data(args):
         test = load_tfds(args.dataset, "test", training=False, **common)
     except (ImportError, RuntimeError, ValueError) as error:
         raise SystemExit(f"Could not load --dataset {args.dataset}: {error}") from error
-    num_classes = info.features["label"].num_classes
-    pictures = np.asarray(next(iter(test))[0])[:4]
-    return train, test, num_classes, pictures
+    return train, test, info.features["label"].num_classes
 
 
 def fit_kwargs(data, args):
-    """``fit``/``evaluate`` arguments for arrays or a batched dataset."""
+    """``fit`` arguments for arrays or a batched dataset."""
     if isinstance(data, tuple):
         return dict(x=data[0], y=data[1], batch_size=args.batch_size)
     return dict(x=data)
 
 
-def explanation_maps(model, images):
-    """The paper's explanation map (part 1 x feature norm) and all parts."""
+def batches(data, batch_size):
+    """``(images, labels)`` batches of arrays or of a batched dataset."""
+    if isinstance(data, tuple):
+        for start in range(0, len(data[0]), batch_size):
+            yield data[0][start : start + batch_size], data[1][start : start + batch_size]
+    else:
+        for images, labels in data:
+            yield np.asarray(images), np.asarray(labels)
+
+
+def accuracy_and_maps(model, test, batch_size, num_pictures=4):
+    """Test accuracy, and the explanation maps of the first test images.
+
+    One forward pass gives logits and maps (``attention_model``); the
+    paper's explanation map is attention part 1 times the feature norm.
+    """
+    import keras
+
     import keras_brnpa
 
-    out = keras_brnpa.models.attention_model(model).predict(images, verbose=0)
-    maps = np.asarray(out["attention_maps"])
-    return maps[..., 0] * np.asarray(out["feature_norm"]), maps
+    explain = keras_brnpa.models.attention_model(model)
+    correct = total = 0
+    pictures = maps = None
+    for images, labels in batches(test, batch_size):
+        out = explain(images, training=False)
+        logits = keras.ops.convert_to_numpy(out["logits"])
+        correct += int((logits.argmax(-1) == labels).sum())
+        total += len(labels)
+        if maps is None:
+            parts = keras.ops.convert_to_numpy(out["attention_maps"])[:num_pictures]
+            norm = keras.ops.convert_to_numpy(out["feature_norm"])[:num_pictures]
+            pictures, maps = np.asarray(images)[:num_pictures], parts[..., 0] * norm
+    return correct / max(total, 1), pictures, maps
 
 
 def save_picture(path, images, teacher_maps, student_maps):
@@ -187,12 +217,14 @@ def main(argv=None):
 
     import keras_brnpa
 
+    if args.smoke and keras.config.backend() == "tensorflow":
+        args.run_eagerly = True  # one step: tracing the graph costs more
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.output, exist_ok=True)
     if args.dataset:
-        train, test, num_classes, pictures = tfds_data(args)
+        train, test, num_classes = tfds_data(args)
     else:
-        train, test, num_classes, pictures = generated_data(args)
+        train, test, num_classes = generated_data(args)
     shape = (args.image_size, args.image_size, 3)
     print(f"backend {keras.config.backend()}, data {args.dataset or 'generated'}, "
           f"{num_classes} classes, images {shape}")
@@ -212,11 +244,10 @@ def main(argv=None):
         optimizer=keras.optimizers.Adam(args.teacher_lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        run_eagerly=args.run_eagerly,
     )
     teacher.fit(**fit_kwargs(train, args), epochs=args.epochs, verbose=2)
-    teacher_accuracy = teacher.evaluate(**fit_kwargs(test, args), verbose=0, return_dict=True)[
-        "accuracy"
-    ]
+    teacher_accuracy, pictures, teacher_maps = accuracy_and_maps(teacher, test, args.batch_size)
     print(f"teacher trained in {time.time() - start:.0f} s")
 
     # 2-3. The high-resolution student, distilled from the teacher.
@@ -230,27 +261,20 @@ def main(argv=None):
         distill_options["optimizer"] = keras.optimizers.SGD(
             args.distill_lr, momentum=keras_brnpa.distillation.PAPER_DEFAULTS["momentum"]
         )
-    train_data = train if not isinstance(train, tuple) else (train[0], train[1])
+    if isinstance(train, tuple):
+        distill_options["batch_size"] = args.batch_size
     student, _ = keras_brnpa.distillation.distill(
         teacher,
-        train_data,
+        train,
         epochs=args.distill_epochs,
+        run_eagerly=args.run_eagerly,
         verbose=2,
-        **({"batch_size": args.batch_size} if isinstance(train, tuple) else {}),
         **distill_options,
     )
-    student.compile(
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    student_accuracy = student.evaluate(**fit_kwargs(test, args), verbose=0, return_dict=True)[
-        "accuracy"
-    ]
+    student_accuracy, _, student_maps = accuracy_and_maps(student, test, args.batch_size)
     print(f"student distilled in {time.time() - start:.0f} s")
 
     # 4. Accuracies and attention maps.
-    teacher_maps, _ = explanation_maps(teacher, pictures)
-    student_maps, _ = explanation_maps(student, pictures)
     teacher_res, student_res = teacher_maps.shape[1:3], student_maps.shape[1:3]
     print(f"teacher accuracy {teacher_accuracy:.3f}, attention maps "
           f"{teacher_res[0]}x{teacher_res[1]}")

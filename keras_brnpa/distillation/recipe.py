@@ -107,6 +107,7 @@ def distill(
     from_logits=True,
     callbacks=None,
     jit_compile="auto",
+    run_eagerly=False,
     verbose="auto",
     **fit_kwargs,
 ):
@@ -141,6 +142,8 @@ def distill(
         metrics: compiled metrics of the student.
         callbacks: optional list of Keras callbacks.
         jit_compile: ``"auto"``, ``True`` or ``False`` (see above).
+        run_eagerly: bool, run the training step eagerly (debugging, or a
+            few steps on CPU where building the graph costs more).
         verbose: as in ``fit``.
         **fit_kwargs: other ``fit`` arguments (``batch_size``,
             ``steps_per_epoch``, ``shuffle``, ...).
@@ -178,6 +181,7 @@ def distill(
         loss=loss,
         metrics=list(metrics) if metrics else None,
         jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
     )
     if isinstance(train_data, tuple) and len(train_data) in (2, 3):
         x, y = train_data[0], train_data[1]
