@@ -261,12 +261,5 @@ def test_preprocess_training_keeps_mask_and_image_aligned():
     assert 0 < flipped < 6, "the horizontal flip never or always happened"
 
 
-def test_tensorflow_datasets_is_imported_lazily():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, keras_brnpa; "
-        "assert 'tensorflow_datasets' not in sys.modules, 'imported eagerly'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+# That importing keras_brnpa does not import tensorflow_datasets is checked
+# in a fresh process by tests/test_cli.py::test_console_error_in_a_real_process.

@@ -14,6 +14,7 @@ from keras_brnpa.datasets.pipeline import synthetic_parts_dataset
 from keras_brnpa.datasets.synthetic import PART_COLOURS
 from keras_brnpa.datasets.synthetic import PART_NAMES
 from keras_brnpa.datasets.synthetic import PART_SHAPES
+from keras_brnpa.datasets.synthetic import class_names
 from keras_brnpa.datasets.synthetic import class_table
 from keras_brnpa.datasets.synthetic import part_styles
 from keras_brnpa.datasets.synthetic import synthetic_parts
@@ -28,6 +29,7 @@ __all__ = [
     "PART_SHAPES",
     "TFDS_DATASETS",
     "as_dataset",
+    "class_names",
     "class_table",
     "load_tfds",
     "part_styles",

@@ -121,6 +121,38 @@ def class_table(num_classes, num_part_regions=3):
     return codes[np.array(sorted(chosen))].astype("int64")
 
 
+COLOUR_NAMES = ("red", "blue", "yellow", "green")
+
+
+def class_names(num_classes, num_part_regions=3):
+    """Human-readable names of the classes of ``synthetic_parts``.
+
+    Args:
+        num_classes: int >= 2.
+        num_part_regions: 1, 2 or 3.
+
+    Returns:
+        A list of strings such as ``"head red disk, wing blue square, tail
+        green disk"``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> len(keras_brnpa.datasets.class_names(3))
+    3
+    """
+    table = class_table(num_classes, num_part_regions)
+    styles = part_styles()
+    names = [("head",), ("head", "tail"), ("head", "wing", "tail")][num_part_regions - 1]
+    return [
+        ", ".join(
+            f"{part} {COLOUR_NAMES[styles[s][0]]} {PART_SHAPES[styles[s][1]]}"
+            for part, s in zip(names, row)
+        )
+        for row in table
+    ]
+
+
 def _check_args(num_images, image_size, num_distractors, noise):
     num_images = check_positive_int("num_images", num_images)
     if isinstance(image_size, (tuple, list)):
@@ -342,3 +374,17 @@ def _render(rng, codes, size, num_distractors, noise):
         canvas += noise * rng.standard_normal(canvas.shape[:3] + (1,), dtype="float32")
     np.clip(canvas, 0.0, 1.0, out=canvas)
     return canvas, masks
+
+
+if __name__ == "__main__":  # pragma: no cover - a printed speed note
+    import time
+
+    for size in (64, 96):
+        synthetic_parts(num_images=64, image_size=size)
+        wall, cpu = time.perf_counter(), time.process_time()
+        synthetic_parts(num_images=2000, image_size=size, seed=1)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(
+            f"{size} px: {2000 / wall:,.0f} images/s wall clock, "
+            f"{2000 / cpu:,.0f} images/s of CPU time"
+        )
