@@ -12,7 +12,9 @@ The recipe of the BR-NPA paper (Gomez et al., Pattern Recognition 2022):
 
 By default it runs offline in a few minutes on generated images
 (``keras_brnpa.datasets.synthetic_parts``, classes that differ by small
-coloured parts) with the tiny backbone::
+coloured parts) with the tiny backbone: about 2 minutes of CPU time (on
+TensorFlow, seed 0: teacher and student both at 0.68 test accuracy on 4
+classes; the student's maps are 12x12 instead of 3x3)::
 
     python examples/distill_high_resolution.py --output runs/distill
     python examples/distill_high_resolution.py --smoke      # seconds
@@ -24,7 +26,7 @@ keras-cv ImageNet weights, 448 px; needs the data set prepared once with
 
     python examples/distill_high_resolution.py --dataset caltech_birds2011 \\
         --weights resnet50_imagenet --image-size 448 --epochs 50 \\
-        --distill-epochs 50 --batch-size 16 --download
+        --distill-epochs 50 --distill-lr 1e-3 --batch-size 16 --download
 
 Writes ``attention_maps.png`` (images, the teacher's and the student's
 explanation maps side by side), ``summary.json``, ``teacher.keras`` and
@@ -46,9 +48,11 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--smoke", action="store_true", help="tiny run (seconds), for tests")
-    parser.add_argument("--epochs", type=int, default=None, help="teacher epochs (default 8, smoke 1)")
     parser.add_argument(
-        "--distill-epochs", type=int, default=None, help="student epochs (default: --epochs)"
+        "--epochs", type=int, default=None, help="teacher epochs (default 6, smoke 1)"
+    )
+    parser.add_argument(
+        "--distill-epochs", type=int, default=None, help="student epochs (default 4, smoke 1)"
     )
     parser.add_argument("--output", default="runs/distill_high_resolution", help="output folder")
     parser.add_argument(
@@ -61,7 +65,9 @@ def parse_args(argv=None):
         "--weights", default=None, help="keras-cv preset of the backbone, e.g. resnet50_imagenet"
     )
     parser.add_argument(
-        "--backbone", default=None, help="tiny, resnet18..152 (default: tiny, resnet50 with --weights)"
+        "--backbone",
+        default=None,
+        help="tiny, resnet18..152 (default: tiny; resnet50 with --weights)",
     )
     parser.add_argument("--image-size", type=int, default=None, help="default 96 (smoke 64)")
     parser.add_argument("--num-classes", type=int, default=4, help="classes of the generated data")
@@ -70,7 +76,12 @@ def parse_args(argv=None):
     parser.add_argument("--n-parts", type=int, default=3)
     parser.add_argument("--teacher-lr", type=float, default=3e-3, help="Adam learning rate")
     parser.add_argument(
-        "--distill-lr", type=float, default=None, help="SGD learning rate (default: paper's 1e-3)"
+        "--distill-lr",
+        type=float,
+        default=1e-2,
+        help="SGD learning rate of the student (momentum 0.9). The paper's 1e-3 "
+        "suits a pretrained ResNet-50 at 448 px; the tiny backbone trained from "
+        "scratch here learns faster with 1e-2",
     )
     parser.add_argument("--temperature", type=float, default=None, help="default Distiller's")
     parser.add_argument("--alpha", type=float, default=None, help="default Distiller's")
@@ -84,15 +95,15 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     smoke = args.smoke
     if args.epochs is None:
-        args.epochs = 1 if smoke else 8
+        args.epochs = 1 if smoke else 6
     if args.distill_epochs is None:
-        args.distill_epochs = args.epochs
+        args.distill_epochs = 1 if smoke else 4
     if args.image_size is None:
         args.image_size = 64 if smoke else 96
     if args.batch_size is None:
         args.batch_size = 8 if smoke else 32
     if args.num_images is None:
-        args.num_images = 8 if smoke else 1024
+        args.num_images = 8 if smoke else 2048
     if args.backbone is None:
         args.backbone = "resnet50" if args.weights else "tiny"
     for name in ("epochs", "distill_epochs", "image_size", "batch_size", "num_images"):
@@ -257,7 +268,7 @@ def main(argv=None):
         distill_options["temperature"] = args.temperature
     if args.alpha is not None:
         distill_options["alpha"] = args.alpha
-    if args.distill_lr is not None:
+    if args.distill_lr != keras_brnpa.distillation.PAPER_DEFAULTS["learning_rate"]:
         distill_options["optimizer"] = keras.optimizers.SGD(
             args.distill_lr, momentum=keras_brnpa.distillation.PAPER_DEFAULTS["momentum"]
         )
