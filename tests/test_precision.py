@@ -23,13 +23,16 @@ SHAPE = (32, 32, 3)
 
 
 def small_backbone():
-    """Conv + batch norm + ReLU, 32 px -> 8x8x16 features (fast everywhere)."""
+    """Conv + batch norm + ReLU, 32 px -> 8x8x16 features (fast everywhere).
+
+    Not named "backbone": build_classifier renames it for attention_model.
+    """
     inputs = keras.Input(SHAPE)
     h = keras.layers.Conv2D(8, 3, strides=2, padding="same")(inputs)
     h = keras.layers.BatchNormalization()(h)
     h = keras.layers.Activation("relu")(h)
     h = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu")(h)
-    return keras.Model(inputs, h, name="backbone")
+    return keras.Model(inputs, h, name="small_convnet")
 
 
 def classifier(head):
@@ -59,8 +62,6 @@ def test_mixed_precision_matches_float32_and_trains(head):
     reference = classifier(head)
     weights = reference.get_weights()
     logits32 = reference.predict(x, verbose=0)
-    if head == "brnpa":
-        maps32 = to_numpy(keras_brnpa.models.attention_model(reference)(x)["attention_maps"])
     for policy, rtol in POLICY_RTOL.items():
         keras.mixed_precision.set_global_policy(policy)
         model = classifier(head)
@@ -74,12 +75,19 @@ def test_mixed_precision_matches_float32_and_trains(head):
         assert logits.dtype == np.float32
         assert max_rel_error(logits, logits32) < rtol, (policy, max_rel_error(logits, logits32))
         if head == "brnpa":
-            maps = to_numpy(keras_brnpa.models.attention_model(model)(x)["attention_maps"])
+            out = keras_brnpa.models.attention_model(model)(x)
+            maps = to_numpy(out["attention_maps"]).astype("float32")
             assert np.all(np.isfinite(maps))
-            # The BR-NPA maps are computed in float32 whatever the policy
-            # (each sums to 1); only the features differ slightly.
-            np.testing.assert_allclose(maps.astype("float32").sum(axis=(1, 2)), 1.0, rtol=rtol)
-            assert max_rel_error(maps.astype("float32"), maps32) < 5 * rtol
+            np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, rtol=rtol)
+            # The grouping runs in float32 whatever the policy: the maps are
+            # those of a float32 layer on the same (low-precision) features.
+            # (They need not equal maps32: rounding the features can change
+            # which location is the most active when two are nearly tied.)
+            features = to_numpy(keras.ops.cast(out["features"], "float32"))
+            _, expected = keras_brnpa.BRNPAAttention(n_parts=3, dtype="float32")(
+                features, return_attention_maps=True
+            )
+            np.testing.assert_allclose(maps, to_numpy(expected), rtol=rtol, atol=1e-3)
         # One training step: finite loss, every trainable variable moves
         # (mixed_float16 goes through Keras' loss scaling).
         compile_sgd(model)

@@ -67,6 +67,12 @@ def build_classifier(
         raise invalid("dropout", dropout, "a float in [0, 1)")
     if isinstance(backbone, keras.Model):
         features_model = build_backbone(backbone)
+        if features_model.name != "backbone" and len(getattr(features_model, "inputs", None) or []) == 1:
+            # attention_model() and the explainers find the backbone by its
+            # name: rename by wrapping (the layers and weights are shared).
+            features_model = keras.Model(
+                features_model.inputs[0], features_model.outputs[0], name="backbone"
+            )
     else:
         features_model = build_backbone(
             backbone, resolution=resolution, weights=weights, input_shape=input_shape
