@@ -88,7 +88,7 @@ for backend in $BACKENDS; do
     run "$backend" "tests/test_brnpa_attention.py" tests \
         "$PYTHON" -m pytest -q tests/test_brnpa_attention.py
     run "$backend" "bench_layer --quick (eager + XLA)" layer \
-        "$PYTHON" benchmarks/bench_layer.py --quick --step-jit on
+        "$PYTHON" benchmarks/bench_layer.py --quick $([ "$backend" = torch ] && echo "--step-jit off" || echo "--step-jit on")
     run "$backend" "bench_explain --quick" explain \
         "$PYTHON" benchmarks/bench_explain.py --quick
     if [ "$backend" = "torch" ]; then

@@ -19,6 +19,7 @@ Example:
 
 from keras_brnpa import datasets
 from keras_brnpa import distillation
+from keras_brnpa import distribute
 from keras_brnpa import explain
 from keras_brnpa import metrics
 from keras_brnpa import models
@@ -35,6 +36,7 @@ __all__ = [
     "__version__",
     "datasets",
     "distillation",
+    "distribute",
     "explain",
     "metrics",
     "models",
