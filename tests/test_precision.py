@@ -1,10 +1,11 @@
-"""Mixed precision and XLA: classifiers match float32 / eager results.
+"""Mixed precision and XLA: classifiers (and the distiller) match float32 / eager.
 
 Tolerances (stated, and checked below): logits under a mixed policy agree
 with the float32 model carrying the same weights within
 ``rtol * max|logits_float32|``, with ``rtol`` 1e-2 for ``mixed_float16``
 (10-bit mantissa) and 5e-2 for ``mixed_bfloat16`` (7-bit mantissa); the
-errors measured on this suite are about 10x smaller. ``jit_compile=True``
+errors measured on this suite are about 10x smaller; the distiller's loss
+within the same ``rtol``. ``jit_compile=True``
 agrees with eager execution to 1e-4 (float32, only the summation order
 differs).
 """
@@ -142,3 +143,27 @@ def test_jit_compile_matches_eager():
     # Training changed the weights (the comparison is not between
     # two untouched copies).
     assert not all(np.allclose(a, b) for a, b in zip(eager[2], initial))
+
+
+def test_distiller_under_mixed_precision_matches_float32():
+    x, y = data()
+
+    def distiller(weights=None):
+        teacher, student = classifier("brnpa"), classifier("brnpa")
+        if weights is not None:
+            teacher.set_weights(weights[0])
+            student.set_weights(weights[1])
+        model = keras_brnpa.Distiller(teacher, student, temperature=4.0, alpha=0.5)
+        compile_sgd(model)
+        return model, (teacher.get_weights(), student.get_weights())
+
+    reference, weights = distiller()
+    loss32 = reference.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)["loss"]
+    for policy, rtol in POLICY_RTOL.items():
+        keras.mixed_precision.set_global_policy(policy)
+        model, _ = distiller(weights)
+        loss = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)["loss"]
+        assert abs(loss - loss32) <= rtol * abs(loss32), (policy, loss, loss32)
+        history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        keras.mixed_precision.set_global_policy("float32")
