@@ -20,12 +20,23 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/brnpa demo --output runs/demo $(DEMO_ARGS)
 
-# The whole suite once per backend; fails if any backend fails.
+# The whole suite once per backend; fails if any backend fails. The three
+# backends run side by side (TEST_JOBS=1 runs them one after the other):
+# most of the time is single-threaded Python, so this shortens CI on 2 cores.
+TEST_JOBS ?= 3
 test: setup
-	@status=0; \
+	@mkdir -p .test-logs; \
+	run() { KERAS_BACKEND=$$1 $(PY) -m pytest -q --doctest-modules keras_brnpa tests $(PYTEST_ARGS) > .test-logs/$$1.log 2>&1; echo $$? > .test-logs/$$1.rc; }; \
+	if [ "$(TEST_JOBS)" = "1" ]; then \
+		for backend in $(BACKENDS); do run $$backend; done; \
+	else \
+		for backend in $(BACKENDS); do run $$backend & done; wait; \
+	fi; \
+	status=0; \
 	for backend in $(BACKENDS); do \
-		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(PY) -m pytest -q --doctest-modules keras_brnpa tests $(PYTEST_ARGS) || status=1; \
+		echo "=== KERAS_BACKEND=$$backend (exit $$(cat .test-logs/$$backend.rc))"; \
+		if [ "$$(cat .test-logs/$$backend.rc)" = "0" ]; then tail -n 3 .test-logs/$$backend.log; \
+		else cat .test-logs/$$backend.log; status=1; fi; \
 	done; \
 	exit $$status
 
