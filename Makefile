@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 # The main job on the embedded default data (see README).
 demo: setup
-	$(VENV)/bin/brnpa demo --output runs/demo $(DEMO_ARGS)
+	$(VENV)/bin/brnpa demo --output runs/demo --overwrite $(DEMO_ARGS)
 
 # The whole suite once per backend; fails if any backend fails. The three
 # backends run side by side (TEST_JOBS=1 runs them one after the other):
