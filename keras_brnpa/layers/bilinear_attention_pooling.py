@@ -3,13 +3,14 @@
 import keras
 from keras import ops
 
+from keras_brnpa.layers._part_shapes import PartShapesMixin
 from keras_brnpa.layers._validation import check_data_format
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")
-class BilinearAttentionPooling(keras.layers.Layer):
+class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
     """Bilinear attention pooling (B-CNN / WS-DAN style), the paper's baseline.
 
     A small learned convolutional block predicts ``n_parts`` non-negative
@@ -81,19 +82,6 @@ class BilinearAttentionPooling(keras.layers.Layer):
         self.return_attention_maps = return_attention_maps
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def _check_shape(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 4:
-            raise invalid(
-                "features",
-                f"<tensor of shape {shape}>",
-                "a 4-D feature map (batch, height, width, channels) "
-                "or (batch, channels, height, width)",
-            )
-        if self.data_format == "channels_last":
-            return shape[1], shape[2], shape[3]
-        return shape[2], shape[3], shape[1]
-
     def build(self, input_shape):
         _, _, c = self._check_shape(input_shape)
         if c is None:
@@ -130,28 +118,6 @@ class BilinearAttentionPooling(keras.layers.Layer):
         self.norm.build(hidden_shape)
         self.project.build(hidden_shape)
         self.built = True
-
-    def _output_shapes(self, input_shape, with_maps):
-        b = input_shape[0]
-        h, w, c = self._check_shape(input_shape)
-        vectors = (b, None if c is None else self.n_parts * c)
-        if not with_maps:
-            return vectors
-        if self.data_format == "channels_last":
-            return vectors, (b, h, w, self.n_parts)
-        return vectors, (b, self.n_parts, h, w)
-
-    def compute_output_shape(self, input_shape):
-        """Shape of the pooled vectors (and of the maps when returned)."""
-        return self._output_shapes(input_shape, self.return_attention_maps)
-
-    def compute_output_spec(self, features, return_attention_maps=None, training=None):
-        if return_attention_maps is None:
-            return_attention_maps = self.return_attention_maps
-        shapes = self._output_shapes(features.shape, return_attention_maps)
-        if not return_attention_maps:
-            return keras.KerasTensor(shapes, dtype=self.compute_dtype)
-        return tuple(keras.KerasTensor(s, dtype=self.compute_dtype) for s in shapes)
 
     def call(self, features, return_attention_maps=None, training=None):
         if return_attention_maps is None:

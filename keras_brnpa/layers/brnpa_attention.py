@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_brnpa.layers._part_shapes import PartShapesMixin
 from keras_brnpa.layers._validation import check_choice
 from keras_brnpa.layers._validation import check_data_format
 from keras_brnpa.layers._validation import check_positive_int
@@ -23,7 +24,7 @@ def safe_norm(x, axis):
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")
-class BRNPAAttention(keras.layers.Layer):
+class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
     """Bilinear Representative Non-Parametric Attention (BR-NPA).
 
     Groups the feature vectors of a backbone around its most active ones,
@@ -132,19 +133,7 @@ class BRNPAAttention(keras.layers.Layer):
         self.supports_masking = False
 
     # ------------------------------------------------------------------ shapes
-    def _check_shape(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 4:
-            raise invalid(
-                "features",
-                f"<tensor of shape {shape}>",
-                "a 4-D feature map (batch, height, width, channels) "
-                "or (batch, channels, height, width)",
-            )
-        if self.data_format == "channels_last":
-            h, w, c = shape[1], shape[2], shape[3]
-        else:
-            c, h, w = shape[1], shape[2], shape[3]
+    def _check_locations(self, h, w, shape):
         if h is not None and w is not None and self.n_parts > h * w:
             raise invalid(
                 "n_parts",
@@ -152,33 +141,10 @@ class BRNPAAttention(keras.layers.Layer):
                 f"at most height * width = {h * w} locations of the "
                 f"feature map of shape {shape}",
             )
-        return h, w, c
 
     def build(self, input_shape):
         self._check_shape(input_shape)
         self.built = True
-
-    def compute_output_shape(self, input_shape):
-        """Shape of the part vectors (and of the maps when returned)."""
-        return self._output_shapes(input_shape, self.return_attention_maps)
-
-    def _output_shapes(self, input_shape, with_maps):
-        b = input_shape[0]
-        h, w, c = self._check_shape(input_shape)
-        vectors = (b, None if c is None else self.n_parts * c)
-        if not with_maps:
-            return vectors
-        if self.data_format == "channels_last":
-            return vectors, (b, h, w, self.n_parts)
-        return vectors, (b, self.n_parts, h, w)
-
-    def compute_output_spec(self, features, return_attention_maps=None, training=None):
-        if return_attention_maps is None:
-            return_attention_maps = self.return_attention_maps
-        shapes = self._output_shapes(features.shape, return_attention_maps)
-        if not return_attention_maps:
-            return keras.KerasTensor(shapes, dtype=self.compute_dtype)
-        return tuple(keras.KerasTensor(s, dtype=self.compute_dtype) for s in shapes)
 
     # -------------------------------------------------------------------- call
     def call(self, features, return_attention_maps=None, training=None):
