@@ -4,10 +4,14 @@
   only by small part regions of an object), with ground-truth part masks.
 - ``synthetic_parts_dataset`` / ``as_dataset`` / ``ArrayDataset``: arrays
   ready for ``model.fit`` on every backend.
+- ``image_folder``: your own images, one subfolder per class (the Keras
+  convention), with optional ground-truth masks.
 - ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
   other tfds sets by name) with the paper's preprocessing and masks/boxes.
 """
 
+from keras_brnpa.datasets.image_folder import IMAGE_FORMATS
+from keras_brnpa.datasets.image_folder import image_folder
 from keras_brnpa.datasets.pipeline import ArrayDataset
 from keras_brnpa.datasets.pipeline import as_dataset
 from keras_brnpa.datasets.pipeline import synthetic_parts_dataset
@@ -25,12 +29,14 @@ from keras_brnpa.datasets.tfds_loaders import preprocess
 
 __all__ = [
     "ArrayDataset",
+    "IMAGE_FORMATS",
     "PART_COLOURS",
     "PART_NAMES",
     "PART_SHAPES",
     "TFDS_DATASETS",
     "as_dataset",
     "class_table",
+    "image_folder",
     "load_tfds",
     "part_styles",
     "preprocess",
