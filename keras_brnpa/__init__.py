@@ -21,6 +21,8 @@ from keras_brnpa import datasets
 from keras_brnpa import distillation
 from keras_brnpa import distribute
 from keras_brnpa import explain
+from keras_brnpa import fewshot
+from keras_brnpa import losses
 from keras_brnpa import metrics
 from keras_brnpa import models
 from keras_brnpa import visualize
@@ -38,6 +40,8 @@ __all__ = [
     "distillation",
     "distribute",
     "explain",
+    "fewshot",
+    "losses",
     "metrics",
     "models",
     "visualize",

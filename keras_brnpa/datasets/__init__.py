@@ -6,12 +6,22 @@
   ready for ``model.fit`` on every backend.
 - ``image_folder``: your own images, one subfolder per class (the Keras
   convention), with optional ground-truth masks.
+- ``synthetic_reid``: people (combinations of coloured clothes) seen by
+  several cameras, split into train / query / gallery like Market-1501;
+  ``market1501`` reads the real benchmark; ``IdentityBalancedDataset``
+  draws P identities x K images per batch (triplet loss).
+- ``synthetic_fewshot``: disjoint meta-train / meta-test classes of the
+  parts data.
 - ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
   other tfds sets by name) with the paper's preprocessing and masks/boxes.
 """
 
 from keras_brnpa.datasets.image_folder import IMAGE_FORMATS
 from keras_brnpa.datasets.image_folder import image_folder
+from keras_brnpa.datasets.identity_sampler import IdentityBalancedDataset
+from keras_brnpa.datasets.market1501 import MARKET1501_FOLDERS
+from keras_brnpa.datasets.market1501 import market1501
+from keras_brnpa.datasets.market1501 import parse_market1501_name
 from keras_brnpa.datasets.pipeline import ArrayDataset
 from keras_brnpa.datasets.pipeline import as_dataset
 from keras_brnpa.datasets.pipeline import synthetic_parts_dataset
@@ -23,12 +33,18 @@ from keras_brnpa.datasets.synthetic import class_names  # noqa: F401
 from keras_brnpa.datasets.synthetic import class_table
 from keras_brnpa.datasets.synthetic import part_styles
 from keras_brnpa.datasets.synthetic import synthetic_parts
+from keras_brnpa.datasets.synthetic_fewshot import synthetic_fewshot
+from keras_brnpa.datasets.synthetic_reid import REID_PART_NAMES
+from keras_brnpa.datasets.synthetic_reid import synthetic_reid
+from keras_brnpa.datasets.synthetic_reid import synthetic_reid_identities
 from keras_brnpa.datasets.tfds_loaders import TFDS_DATASETS
 from keras_brnpa.datasets.tfds_loaders import load_tfds
 from keras_brnpa.datasets.tfds_loaders import preprocess
 
 __all__ = [
     "ArrayDataset",
+    "IdentityBalancedDataset",
+    "MARKET1501_FOLDERS",
     "IMAGE_FORMATS",
     "PART_COLOURS",
     "PART_NAMES",
@@ -37,9 +53,15 @@ __all__ = [
     "as_dataset",
     "class_table",
     "image_folder",
+    "REID_PART_NAMES",
     "load_tfds",
+    "market1501",
+    "parse_market1501_name",
     "part_styles",
     "preprocess",
     "synthetic_parts",
+    "synthetic_fewshot",
     "synthetic_parts_dataset",
+    "synthetic_reid",
+    "synthetic_reid_identities",
 ]

@@ -5,7 +5,8 @@
   ``insertion_auc_loop`` are the one-forward-per-step references);
 - ``sparsity``: the paper's sparsity, higher = sparser;
 - ``pointing_game`` / ``energy_in_mask``: agreement with ground-truth masks
-  or boxes.
+  or boxes;
+- ``cmc_map``: re-identification rank-k and mAP (Market-1501 protocol).
 
 Every function takes NumPy arrays (or backend tensors) and returns NumPy
 arrays, one value per image.
@@ -21,6 +22,7 @@ array([0.25])
 
 from keras_brnpa.metrics import faithfulness
 from keras_brnpa.metrics import localization
+from keras_brnpa.metrics import reid
 from keras_brnpa.metrics.faithfulness import box_blur
 from keras_brnpa.metrics.faithfulness import default_blur_kernel_size
 from keras_brnpa.metrics.faithfulness import deletion_auc
@@ -30,10 +32,12 @@ from keras_brnpa.metrics.localization import boxes_to_masks
 from keras_brnpa.metrics.localization import energy_in_mask
 from keras_brnpa.metrics.localization import pointing_game
 from keras_brnpa.metrics.localization import sparsity
+from keras_brnpa.metrics.reid import cmc_map
 
 __all__ = [
     "box_blur",
     "boxes_to_masks",
+    "cmc_map",
     "default_blur_kernel_size",
     "deletion_auc",
     "energy_in_mask",
@@ -41,6 +45,7 @@ __all__ = [
     "insertion_auc",
     "localization",
     "pointing_game",
+    "reid",
     "sparsity",
     "step_counts",
 ]

@@ -7,6 +7,8 @@ from keras_brnpa.models.backbones import to_high_resolution
 from keras_brnpa.models.classifier import attention_model
 from keras_brnpa.models.classifier import build_classifier
 from keras_brnpa.models.classifier import feature_shape
+from keras_brnpa.models.embedding import build_embedding_model
+from keras_brnpa.models.embedding import with_id_logits
 
 __all__ = [
     "RESNET_CONFIGS",
@@ -14,6 +16,8 @@ __all__ = [
     "attention_model",
     "build_backbone",
     "build_classifier",
+    "build_embedding_model",
     "feature_shape",
     "to_high_resolution",
+    "with_id_logits",
 ]

@@ -106,14 +106,23 @@ def build_classifier(
 
 
 def _parts(model):
+    """``(backbone, head, [layers after the head], output key)`` of a model."""
+    names = [layer.name for layer in getattr(model, "layers", [])]
     try:
-        return model.get_layer("backbone"), model.get_layer("head"), model.get_layer("logits")
+        backbone, head = model.get_layer("backbone"), model.get_layer("head")
+        if "logits" not in names and "embedding" in names:
+            # An embedding model (build_embedding_model): optional linear
+            # projection, then the L2 normalisation.
+            tail = [model.get_layer(n) for n in ("projection", "embedding") if n in names]
+            return backbone, head, tail, "embedding"
+        return backbone, head, [model.get_layer("logits")], "logits"
     except ValueError as error:
         raise invalid(
             "model",
             f"<{type(model).__name__} {model.name!r}>",
             "a classifier from keras_brnpa.models.build_classifier (layers "
-            "named 'backbone', 'head', 'logits')",
+            "named 'backbone', 'head', 'logits') or an embedding model from "
+            "build_embedding_model ('backbone', 'head', 'embedding')",
         ) from error
 
 
@@ -136,9 +145,11 @@ def attention_model(model):
     """A model giving logits, attention maps and feature norm in one pass.
 
     Shares the layers (and so the weights) of ``model``, a classifier from
-    ``build_classifier``. Its output is a dict:
+    ``build_classifier`` or an embedding model from
+    ``build_embedding_model``. Its output is a dict:
 
-    - ``"logits"``: ``(B, num_classes)``;
+    - ``"logits"``: ``(B, num_classes)`` (an embedding model gives
+      ``"embedding"``, ``(B, D)``, instead);
     - ``"attention_maps"``: ``(B, h, w, n_parts)``, the BR-NPA maps (each
       sums to 1), the B-CNN maps (non-negative), or for the ``"gap"`` head
       the feature-norm map as a single part;
@@ -147,7 +158,8 @@ def attention_model(model):
     - ``"features"``: ``(B, h, w, C)``.
 
     Args:
-        model: a classifier from ``build_classifier``.
+        model: a classifier from ``build_classifier`` (or an embedding
+            model from ``build_embedding_model``).
 
     Returns:
         A functional ``keras.Model`` with a dict output.
@@ -162,7 +174,7 @@ def attention_model(model):
     >>> tuple(out["attention_maps"].shape), tuple(out["feature_norm"].shape)
     ((1, 2, 2, 3), (1, 2, 2))
     """
-    backbone, head, dense = _parts(model)
+    backbone, head, tail, output_key = _parts(model)
     inputs = keras.Input(tuple(model.input_shape[1:]), name="images")
     features = backbone(inputs)
     norm = keras.layers.Lambda(
@@ -174,9 +186,11 @@ def attention_model(model):
     else:
         vectors = head(features)
         maps = keras.layers.Reshape(tuple(features.shape[1:3]) + (1,))(norm)
-    logits = dense(vectors)
+    output = vectors
+    for layer in tail:
+        output = layer(output)
     return keras.Model(
         inputs,
-        {"logits": logits, "attention_maps": maps, "feature_norm": norm, "features": features},
+        {output_key: output, "attention_maps": maps, "feature_norm": norm, "features": features},
         name=f"{model.name}_attention",
     )
