@@ -25,6 +25,7 @@ from keras_brnpa import fewshot
 from keras_brnpa import losses
 from keras_brnpa import metrics
 from keras_brnpa import models
+from keras_brnpa import training
 from keras_brnpa import visualize
 from keras_brnpa.distillation import Distiller
 from keras_brnpa.layers import BilinearAttentionPooling
@@ -44,5 +45,6 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "training",
     "visualize",
 ]

@@ -1,0 +1,468 @@
+"""Resumable training runs: ``model.fit`` that survives interruptions.
+
+A run lives in one folder:
+
+- ``run.json``: what the run is (``name``, ``config``), ``"running"`` or
+  ``"finished"``; a finished run is never overwritten unless asked;
+- ``backup/``: the state of the last finished epoch (weights, optimizer,
+  epoch number; ``keras.callbacks.BackupAndRestore`` with a second copy, so
+  that a kill during a save loses nothing), removed once the final model is
+  saved;
+- ``history.json``: the logs of every epoch, across interruptions;
+- ``model.keras``: the final model, written atomically.
+
+``fit_resumable`` does all of it; ``start_run``, ``finish_run``,
+``save_model``, ``discard_backup``, ``read_history`` and ``clear_run`` are
+the steps, for callers that save something else than the fitted model
+(e.g. a distiller's student).
+"""
+
+import json
+import os
+import shutil
+import time
+
+from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.layers._validation import invalid
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.json"
+BACKUP_DIR = "backup"
+MODEL_FILE = "model.keras"
+#: What ``clear_run`` (and ``overwrite=True``) removes from a run folder.
+RUN_FILES = (RUN_FILE, MODEL_FILE, HISTORY_FILE, BACKUP_DIR)
+
+
+# --------------------------------------------------------------- JSON files
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"status": "unreadable"}
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _write_json(path, data):
+    """Write JSON atomically (a crash never leaves half a file)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _check_directory(directory):
+    if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+        raise invalid("directory", directory, "a folder path")
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise invalid("directory", directory, "a folder (it exists and is a file)")
+    return directory
+
+
+# -------------------------------------------------------------- run folders
+def clear_run(directory, files=RUN_FILES):
+    """Remove the files a run wrote in ``directory``, and nothing else.
+
+    Args:
+        directory: the run folder.
+        files: names (files or folders) to remove, default ``RUN_FILES``.
+
+    Example:
+
+    >>> import os, tempfile, keras_brnpa
+    >>> folder = tempfile.mkdtemp()
+    >>> for name in ("run.json", "notes.txt"):
+    ...     open(os.path.join(folder, name), "w").close()
+    >>> keras_brnpa.training.clear_run(folder)
+    >>> os.listdir(folder)
+    ['notes.txt']
+    """
+    directory = _check_directory(directory)
+    for name in files:
+        target = os.path.join(directory, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.remove(target)
+
+
+def start_run(directory, config=None, name=None, overwrite=False, files=RUN_FILES):
+    """Claim ``directory`` for a run; say whether it resumes an unfinished one.
+
+    - A folder whose ``run.json`` says ``"finished"`` is refused
+      (``ValueError``) unless ``overwrite=True``, which first removes the
+      run's ``files`` (only those: your other files stay).
+    - An unfinished run is resumed. When ``config`` (a JSON-able dict of
+      the settings) or ``name`` is given and differs from the recorded one,
+      it is refused: resuming would mix two runs. ``None`` accepts the
+      recorded run whatever its settings.
+    - Otherwise a new run starts. ``run.json`` then says ``"running"``.
+
+    Args:
+        directory: the run folder (created if needed).
+        config: ``None`` or a dict of the run's settings.
+        name: ``None`` or a name for the kind of run (``"train"``, ...);
+            a new run without a name is called ``"fit"``.
+        overwrite: bool, start a new run: first remove the ``files`` of
+            whatever run the folder holds.
+        files: what ``overwrite`` removes (see ``clear_run``).
+
+    Returns:
+        ``True`` when an unfinished run is resumed, ``False`` for a new run.
+
+    Raises:
+        ValueError: the folder holds a finished run, or an unfinished one
+            with other settings, or ``directory`` is a file.
+        OSError: the folder cannot be created or written.
+
+    Example:
+
+    >>> import tempfile, keras_brnpa
+    >>> folder = tempfile.mkdtemp()
+    >>> keras_brnpa.training.start_run(folder, config={"epochs": 2})
+    False
+    >>> keras_brnpa.training.start_run(folder, config={"epochs": 2})
+    True
+    >>> keras_brnpa.training.finish_run(folder)["status"]
+    'finished'
+    >>> keras_brnpa.training.start_run(folder, config={"epochs": 2})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... holds a finished 'fit' run; pass overwrite=True to replace it, or choose another directory
+    """
+    directory = _check_directory(directory)
+    if config is not None and not isinstance(config, dict):
+        raise invalid("config", config, "None or a dict of the run's settings")
+    if not isinstance(overwrite, bool):
+        raise invalid("overwrite", overwrite, "a bool")
+    path = os.path.join(directory, RUN_FILE)
+    run = _read_json(path) if os.path.isdir(directory) else None
+    if run is not None and not isinstance(run, dict):
+        run = {"status": "unreadable"}
+    if overwrite:
+        if os.path.isdir(directory):
+            clear_run(directory, files)
+        run = None
+    elif run is not None and run.get("status") == "finished":
+        raise ValueError(
+            f"{directory} holds a finished '{run.get('command', name or 'fit')}' run; pass "
+            "overwrite=True to replace it, or choose another directory"
+        )
+    elif run is not None:
+        recorded = run.get("config") if isinstance(run.get("config"), dict) else {}
+        other_name = name is not None and run.get("command") != name
+        if config is None:
+            config = recorded
+        if other_name or run.get("status") == "unreadable" or config != recorded:
+            changed = sorted(
+                key for key in set(config) | set(recorded) if config.get(key) != recorded.get(key)
+            )
+            raise ValueError(
+                f"{directory} holds an unfinished '{run.get('command')}' run with other "
+                f"settings ({', '.join(changed) or 'name'}); resume it with the same "
+                "settings, or pass overwrite=True"
+            )
+    os.makedirs(directory, exist_ok=True)
+    _write_json(
+        path,
+        {
+            "command": (run or {}).get("command") or name or "fit",
+            "config": config if config is not None else {},
+            "status": "running",
+            "started": (run or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        },
+    )
+    return run is not None
+
+
+def finish_run(directory, **info):
+    """Mark the run in ``directory`` as finished (``run.json``).
+
+    Args:
+        directory: the run folder.
+        **info: JSON-able values recorded in ``run.json`` (e.g. the final
+            metrics).
+
+    Returns:
+        The run record (a dict) as written.
+
+    Example:
+
+    >>> import tempfile, keras_brnpa
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = keras_brnpa.training.start_run(folder, name="train")
+    >>> run = keras_brnpa.training.finish_run(folder, accuracy=0.9)
+    >>> run["status"], run["command"], run["accuracy"]
+    ('finished', 'train', 0.9)
+    """
+    directory = _check_directory(directory)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, RUN_FILE)
+    run = _read_json(path)
+    run = run if isinstance(run, dict) else {}
+    run.update(info)
+    run["status"] = "finished"
+    run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _write_json(path, run)
+    return run
+
+
+def read_history(directory):
+    """The per-epoch logs of the run in ``directory`` (``history.json``).
+
+    Returns:
+        A list of dicts, one per finished epoch in epoch order, each with
+        ``"epoch"`` (1-based) and the logs of ``fit`` (``"loss"``,
+        ``"val_loss"``, ...); ``[]`` when there is none.
+
+    Example:
+
+    >>> import tempfile, keras_brnpa
+    >>> keras_brnpa.training.read_history(tempfile.mkdtemp())
+    []
+    """
+    history = _read_json(os.path.join(_check_directory(directory), HISTORY_FILE))
+    if not isinstance(history, dict) or not isinstance(history.get("epochs"), list):
+        return []
+    return history["epochs"]
+
+
+def save_model(model, path):
+    """``model.save(path)`` atomically: a crash never leaves half a file.
+
+    The model is written to ``<path without .keras>.partial.keras`` and then
+    renamed, so ``path`` holds either the previous file or the new one.
+
+    Args:
+        model: a Keras model.
+        path: destination, ending in ``.keras``.
+
+    Example:
+
+    >>> import os, tempfile, keras, keras_brnpa
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.keras")
+    >>> keras_brnpa.training.save_model(model, path)
+    >>> keras.models.load_model(path).output_shape
+    (None, 2)
+    """
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise invalid("path", path, "a file name ending in '.keras'")
+    tmp = path[: -len(".keras")] + ".partial.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def discard_backup(directory):
+    """Remove ``directory/backup`` once the final model is safely saved.
+
+    Example:
+
+    >>> import os, tempfile, keras_brnpa
+    >>> folder = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(folder, "backup"))
+    >>> keras_brnpa.training.discard_backup(folder)
+    >>> os.listdir(folder)
+    []
+    """
+    shutil.rmtree(os.path.join(_check_directory(directory), BACKUP_DIR), ignore_errors=True)
+
+
+# ---------------------------------------------------------------- callbacks
+def _history_callback(path):
+    import keras
+
+    class HistoryFile(keras.callbacks.Callback):
+        """Every epoch's logs in a JSON file, idempotent across resumptions."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            history = _read_json(path)
+            if not isinstance(history, dict) or not isinstance(history.get("epochs"), list):
+                history = {"epochs": []}
+            epochs = [e for e in history["epochs"] if e.get("epoch") != epoch + 1]
+            entry = {"epoch": epoch + 1}
+            entry.update({k: float(v) for k, v in (logs or {}).items()})
+            epochs.append(entry)
+            history["epochs"] = sorted(epochs, key=lambda e: e["epoch"])
+            _write_json(path, history)
+
+    return HistoryFile()
+
+
+def _epoch_setter(data):
+    import keras
+
+    class EpochSetter(keras.callbacks.Callback):
+        """Give the data set the epoch number (same order after a resume)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            data.set_epoch(epoch)
+
+    return EpochSetter()
+
+
+def _check_data(train_data):
+    import numpy as np
+
+    if isinstance(train_data, (tuple, list, dict, np.ndarray)) or hasattr(train_data, "__array__"):
+        raise invalid(
+            "train_data",
+            f"<{type(train_data).__name__}>",
+            "a dataset: a keras.utils.PyDataset (wrap arrays in "
+            "keras_brnpa.datasets.ArrayDataset(x, y, shuffle=True, seed=0) so that a "
+            "resumed run sees the same batches), a tf.data.Dataset or a generator",
+        )
+
+
+def fit_resumable(
+    model,
+    train_data,
+    validation_data=None,
+    epochs=1,
+    directory="run",
+    callbacks=(),
+    verbose="auto",
+    overwrite=False,
+    finish=True,
+    **fit_kwargs,
+):
+    """``model.fit`` that survives interruptions and resumes where it stopped.
+
+    Call it again after an interruption (Ctrl-C, a kill, a crash, a
+    preempted machine) with the same arguments: it restores the weights,
+    the optimizer state and the epoch number of the last finished epoch and
+    goes on from there. Calling it on a finished run raises a
+    ``ValueError`` (``overwrite=True`` starts again).
+
+    At the end of every epoch the state is saved in ``directory/backup``
+    (``keras.callbacks.BackupAndRestore`` with ``double_checkpoint=True``:
+    a kill during a save falls back to the previous copy) and the epoch's
+    logs are added to ``directory/history.json`` (see ``read_history``).
+    With ``finish=True`` the fitted model is then saved atomically to
+    ``directory/model.keras``, the backup removed and ``run.json`` marked
+    finished (with ``epochs_done`` and the ``final`` logs).
+
+    Data order: when ``train_data`` has a ``set_epoch(epoch)`` method (as
+    ``keras_brnpa.datasets.ArrayDataset``, ``synthetic_parts_dataset`` and
+    ``image_folder(..., as_numpy=True)`` do), it is called at the start of
+    every epoch and ``fit`` gets ``shuffle=False``: the data orders itself
+    as a function of its seed and the epoch number, so a resumed run sees
+    exactly the batches of an uninterrupted one and ends with the same
+    weights (the model's own randomness, e.g. dropout, aside: seed it with
+    ``keras.utils.set_random_seed``). A ``tf.data.Dataset`` shuffles by its
+    own state, which does not survive a restart: the resumed epochs see
+    other (equally random) orders.
+
+    Args:
+        model: a compiled Keras model (or a ``keras_brnpa.Distiller``).
+        train_data: a dataset ``fit`` accepts: a ``keras.utils.PyDataset``
+            (wrap arrays in ``keras_brnpa.datasets.ArrayDataset``), a
+            ``tf.data.Dataset`` or a generator. Bare arrays are refused:
+            ``fit`` would shuffle them from the global random state.
+        validation_data: as for ``fit``.
+        epochs: int >= 1, the total number of epochs of the run.
+        directory: the run folder (created if needed).
+        callbacks: more ``keras.callbacks.Callback`` objects; they run after
+            the backup of each epoch is written.
+        verbose: as for ``fit``.
+        overwrite: bool, start again over a finished (or other) run,
+            removing its files (see ``start_run``).
+        finish: bool; ``False`` stops after the last epoch and leaves saving
+            the model, ``discard_backup`` and ``finish_run`` to the caller
+            (e.g. to save a distiller's student).
+        **fit_kwargs: other ``fit`` arguments (``class_weight``,
+            ``steps_per_epoch``, ...).
+
+    Returns:
+        The per-epoch logs of the whole run, resumed epochs included: a
+        list of dicts as ``read_history`` gives.
+
+    Raises:
+        ValueError: invalid arguments, or ``directory`` holds a finished run
+            (or an unfinished run recorded with other settings).
+
+    Example:
+
+    >>> import os, tempfile, keras, numpy as np, keras_brnpa
+    >>> keras.utils.set_random_seed(0)
+    >>> data = keras_brnpa.datasets.ArrayDataset(
+    ...     np.random.rand(16, 4).astype("float32"), np.arange(16) % 2,
+    ...     batch_size=8, shuffle=True, seed=0)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile("adam", "sparse_categorical_crossentropy")
+    >>> folder = tempfile.mkdtemp()
+    >>> history = keras_brnpa.training.fit_resumable(
+    ...     model, data, epochs=2, directory=folder, verbose=0)
+    >>> [entry["epoch"] for entry in history]
+    [1, 2]
+    >>> sorted(os.listdir(folder))
+    ['history.json', 'model.keras', 'run.json']
+    """
+    import keras
+
+    directory = _check_directory(directory)
+    epochs = check_positive_int("epochs", epochs)
+    _check_data(train_data)
+    for name, value in (("overwrite", overwrite), ("finish", finish)):
+        if not isinstance(value, bool):
+            raise invalid(name, value, "a bool")
+    for name in ("x", "y", "epochs", "initial_epoch", "validation_data", "callbacks", "verbose"):
+        if name in fit_kwargs:
+            raise invalid(name, fit_kwargs[name], "not given: fit_resumable sets it")
+    start_run(directory, overwrite=overwrite)
+
+    ordered = callable(getattr(train_data, "set_epoch", None))
+    callbacks = list(callbacks)
+    run_callbacks = [_history_callback(os.path.join(directory, HISTORY_FILE))]
+    if ordered:
+        run_callbacks.insert(0, _epoch_setter(train_data))
+        fit_kwargs.setdefault("shuffle", False)
+    run_callbacks.append(
+        keras.callbacks.BackupAndRestore(
+            os.path.join(directory, BACKUP_DIR), delete_checkpoint=False, double_checkpoint=True
+        )
+    )
+    model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=epochs,
+        callbacks=run_callbacks + callbacks,
+        verbose=verbose,
+        **fit_kwargs,
+    )
+    history = read_history(directory)
+    if finish:
+        save_model(model, os.path.join(directory, MODEL_FILE))
+        discard_backup(directory)
+        finish_run(directory, epochs_done=len(history), final=history[-1] if history else {})
+    return history
+
+
+__all__ = [
+    "BACKUP_DIR",
+    "HISTORY_FILE",
+    "MODEL_FILE",
+    "RUN_FILE",
+    "RUN_FILES",
+    "clear_run",
+    "discard_backup",
+    "finish_run",
+    "fit_resumable",
+    "read_history",
+    "save_model",
+    "start_run",
+]
