@@ -17,23 +17,27 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import warnings
+
+from keras_brnpa import training
+from keras_brnpa.training import BACKUP_DIR  # noqa: F401  (public constants of the CLI)
+from keras_brnpa.training import HISTORY_FILE  # noqa: F401
+from keras_brnpa.training import MODEL_FILE
+from keras_brnpa.training import RUN_FILE
+from keras_brnpa.training import discard_backup
+from keras_brnpa.training import finish_run
+from keras_brnpa.training import save_model
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.json"
-BACKUP_DIR = "backup"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 #: What ``--overwrite`` removes from an output folder (nothing else).
-RUN_ARTEFACTS = (RUN_FILE, MODEL_FILE, HISTORY_FILE, BACKUP_DIR, METRICS_FILE, REPORT_FILE)
+RUN_ARTEFACTS = training.RUN_FILES + (METRICS_FILE, REPORT_FILE)
 
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 HEADS = ("brnpa", "bcnn", "gap")
@@ -281,16 +285,6 @@ def build_parser():
 
 
 # ------------------------------------------------------------ output folder
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"status": "unreadable"}
-
-
 def _write_json(path, data):
     """Write JSON atomically (a crash never leaves half a file)."""
     tmp = f"{path}.tmp"
@@ -323,71 +317,35 @@ def _check_writable(path):
         ) from None
 
 
-def _remove_artefacts(path, names):
-    for name in names:
-        target = os.path.join(path, name)
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        elif os.path.lexists(target):
-            os.remove(target)
+# The run files are those of keras_brnpa.training (``clear_run``).
+_remove_artefacts = training.clear_run
 
 
 def start_run(path, command, config, overwrite, artefacts=RUN_ARTEFACTS):
-    """Claim an output folder for a run; say whether it resumes one.
+    """Claim an output folder for a run (``keras_brnpa.training.start_run``).
 
-    A folder whose ``run.json`` says ``finished`` is refused unless
-    ``overwrite`` (which removes only the files the package writes,
-    ``artefacts``). An unfinished run with the same ``config`` is resumed;
-    one with other settings is refused (it would mix two runs).
+    A finished run is refused unless ``overwrite``; an unfinished run with
+    the same command and ``config`` is resumed, one with other settings is
+    refused. Errors become one-line ``CLIError`` messages in the command
+    line's words.
 
     Returns:
         ``True`` when an unfinished run is resumed.
     """
     if os.path.exists(path) and not os.path.isdir(path):
         raise CLIError(f"the output {path} exists and is not a folder")
-    run = _read_json(os.path.join(path, RUN_FILE)) if os.path.isdir(path) else None
-    if run is not None and overwrite:
-        _check_writable(path)
-        _remove_artefacts(path, artefacts)
-        run = None
-    elif run is not None and run.get("status") == "finished":
-        raise CLIError(
-            f"{path} holds a finished '{run.get('command', command)}' run; pass "
-            "--overwrite to replace it, or choose another --output"
-        )
-    elif run is not None and (run.get("command") != command or run.get("config") != config):
-        changed = sorted(
-            key
-            for key in set(config) | set(run.get("config") or {})
-            if config.get(key) != (run.get("config") or {}).get(key)
-        )
-        raise CLIError(
-            f"{path} holds an unfinished '{run.get('command')}' run with other settings "
-            f"({', '.join(changed) or 'command'}); rerun it with the same options to "
-            "resume, or pass --overwrite"
-        )
     _check_writable(path)
-    resumed = run is not None
-    _write_json(
-        os.path.join(path, RUN_FILE),
-        {
-            "command": command,
-            "config": config,
-            "status": "running",
-            "started": (run or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
-        },
-    )
-    return resumed
-
-
-def finish_run(path, **extra):
-    """Mark the run in ``path`` as finished (``run.json``)."""
-    run_path = os.path.join(path, RUN_FILE)
-    run = _read_json(run_path) or {}
-    run.update(extra)
-    run["status"] = "finished"
-    run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    _write_json(run_path, run)
+    try:
+        return training.start_run(
+            path, config=config, name=command, overwrite=overwrite, files=artefacts
+        )
+    except ValueError as error:
+        message = _first_line(error).replace("pass overwrite=True", "pass --overwrite")
+        raise CLIError(message.replace("another directory", "another --output")) from None
+    except OSError as error:
+        raise CLIError(
+            f"cannot write to the output folder {path}: {error.strerror or _first_line(error)}"
+        ) from None
 
 
 # ---------------------------------------------------------------- training
@@ -439,86 +397,6 @@ def set_batch_norm_momentum(model, momentum=0.9):
             layer.momentum = momentum
             count += 1
     return count
-
-
-def _history_callback(path):
-    import keras
-
-    class HistoryFile(keras.callbacks.Callback):
-        """Every epoch's logs in a JSON file, idempotent across resumptions."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            history = _read_json(path)
-            if not isinstance(history, dict) or "epochs" not in history:
-                history = {"epochs": []}
-            epochs = [e for e in history["epochs"] if e.get("epoch") != epoch + 1]
-            entry = {"epoch": epoch + 1}
-            entry.update({k: float(v) for k, v in (logs or {}).items()})
-            epochs.append(entry)
-            history["epochs"] = sorted(epochs, key=lambda e: e["epoch"])
-            _write_json(path, history)
-
-    return HistoryFile()
-
-
-def _epoch_setter(data):
-    import keras
-
-    class EpochSetter(keras.callbacks.Callback):
-        """Give the data set the epoch number (same order after a resume)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if hasattr(data, "set_epoch"):
-                data.set_epoch(epoch)
-
-    return EpochSetter()
-
-
-def fit_resumable(model, train_data, val_data, epochs, output, callbacks=(), verbose="auto"):
-    """``model.fit`` that survives interruptions.
-
-    The weights, the optimizer state and the epoch number are saved in
-    ``output/backup`` at the end of every epoch
-    (``keras.callbacks.BackupAndRestore``, with a second copy so that a
-    kill during a save loses nothing); the logs of every epoch go to
-    ``output/history.json``. Calling it again after an interruption resumes
-    at the first unfinished epoch. The backup is kept until the caller has
-    saved the final model (see ``discard_backup``).
-
-    Returns:
-        The list of per-epoch log dicts of the whole run (resumed epochs
-        included).
-    """
-    import keras
-
-    history_path = os.path.join(output, HISTORY_FILE)
-    backup = keras.callbacks.BackupAndRestore(
-        os.path.join(output, BACKUP_DIR), delete_checkpoint=False, double_checkpoint=True
-    )
-    callbacks = [_epoch_setter(train_data), _history_callback(history_path), backup] + list(
-        callbacks
-    )
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    history = _read_json(history_path) or {"epochs": []}
-    return history["epochs"]
-
-
-def discard_backup(output):
-    """Remove ``output/backup`` once the final model is safely saved."""
-    shutil.rmtree(os.path.join(output, BACKUP_DIR), ignore_errors=True)
-
-
-def save_model(model, path):
-    """Save a ``.keras`` file atomically."""
-    tmp = path[: -len(".keras")] + ".partial.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def load_model(path):
@@ -691,8 +569,8 @@ def cmd_train(args, callbacks=()):
             metrics=["accuracy"],
             **_train_compile_mode(args),
         )
-        history = fit_resumable(
-            model, train, val, args.epochs, output, callbacks, verbose=_verbose(args)
+        history = training.fit_resumable(
+            model, train, val, args.epochs, output, callbacks, verbose=_verbose(args), finish=False
         )
     save_model(model, os.path.join(output, MODEL_FILE))
     discard_backup(output)
@@ -768,8 +646,9 @@ def cmd_distill(args, callbacks=()):
         )
         sample = next(iter(train))[0] if not hasattr(train, "x") else train.x[:1]
         distiller(sample[:1])
-        history = fit_resumable(
-            distiller, train, val, args.epochs, output, callbacks, verbose=_verbose(args)
+        history = training.fit_resumable(
+            distiller, train, val, args.epochs, output, callbacks, verbose=_verbose(args),
+            finish=False,
         )
     save_model(distiller.student, os.path.join(output, MODEL_FILE))
     discard_backup(output)
@@ -1073,12 +952,15 @@ def _demo_train(name, model, data, settings, output, epochs, verbose, callbacks=
     path = os.path.join(folder, MODEL_FILE)
     if os.path.exists(path):
         _say(f"{name}: already trained ({path})")
-        return load_model(path), _read_json(os.path.join(folder, HISTORY_FILE)) or {}
+        return load_model(path), {"epochs": training.read_history(folder)}
     os.makedirs(folder, exist_ok=True)
-    history = fit_resumable(model, data["train"], data["val"], epochs, folder, callbacks, verbose)
+    history = training.fit_resumable(
+        model, data["train"], data["val"], epochs, folder, callbacks, verbose, finish=False
+    )
     target = model.student if hasattr(model, "student") else model
     save_model(target, path)
     discard_backup(folder)
+    finish_run(folder, epochs_done=len(history))
     return target, {"epochs": history}
 
 
