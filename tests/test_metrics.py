@@ -386,7 +386,6 @@ def test_errors():
     images, saliency = data(batch=2, size=24, cells=(2, 3))
     m = mean_model
     d, i = keras_brnpa.metrics.deletion_auc, keras_brnpa.metrics.insertion_auc
-    _raises("saliency", d, m, images, np.ones((2, 5, 3)))  # 24 % 5 != 0
     _raises("saliency", d, m, images, np.ones((3, 2, 3)))  # batch mismatch
     _raises("saliency", d, m, images, np.ones((2, 2)))
     _raises("saliency", d, m, images, np.full((2, 2, 3), np.nan))
@@ -399,6 +398,14 @@ def test_errors():
     _raises("blur_kernel_size", i, m, images, saliency, blur_kernel_size=4)
     _raises("blur_kernel_size", i, m, images, saliency, blur_kernel_size=0)
     _raises("model", d, lambda x: {"a": x}, images, saliency)
+    _raises("class_index", d, m, images, saliency, class_index=[0, 1, 2])
+    _raises("class_index", d, m, images, saliency, class_index=True)
+    _raises("class_index", i, m, images, saliency, class_index=99)
+    _raises("baseline", i, m, images, saliency, baseline="blur")
+    _raises("baseline", i, m, images, saliency, baseline=lambda x: x[:1])
+    _raises("baseline", d, m, images, saliency, baseline=float("nan"))
+    _raises("blur_kernel_size", i, m, images, saliency, baseline=0.0, blur_kernel_size=3)
+    _raises("max_cells", d, m, images, saliency, max_cells=0)
     _raises("model", d, lambda x: x.mean(axis=(1, 2, 3)), images, saliency)
     _raises("model", d, "not a model", images, saliency)
     _raises("steps", faithfulness.deletion_auc_loop, m, images, saliency, steps=-1)

@@ -81,7 +81,7 @@ def activations_and_gradients(features_fn, head_fn, images, class_index=None, fr
         from_logits: if ``True`` the outputs are logits and the score is
             the logit of the class (Grad-CAM's pre-softmax score); if
             ``False`` they are probabilities and the score is the log of
-            the class probability.
+            the class probability; a callable decides from the outputs.
 
     Returns:
         ``(activations, gradients, outputs, classes)`` as float32 NumPy
@@ -98,7 +98,8 @@ def activations_and_gradients(features_fn, head_fn, images, class_index=None, fr
 
     def cotangent_fn(outputs):
         chosen["classes"] = resolve_classes(class_index, outputs)
-        return _cotangent(outputs, chosen["classes"], from_logits)
+        logits = from_logits(outputs) if callable(from_logits) else from_logits
+        return _cotangent(outputs, chosen["classes"], logits)
 
     outputs, grads = _VJP[backend](head_fn, activations, cotangent_fn)
     return (

@@ -5,6 +5,8 @@ import numbers
 import keras
 import numpy as np
 
+from keras_brnpa.models import inspection
+
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
@@ -155,11 +157,24 @@ def call_model(fn, x, pad_to=None):
     if target != n:
         x = np.concatenate([x, np.zeros((target - n,) + x.shape[1:], x.dtype)])
     out = fn(keras.ops.convert_to_tensor(x), training=False)
+    if isinstance(out, (list, tuple, dict)):
+        raise invalid(
+            "model", f"<model with a {type(out).__name__} output>",
+            "a classifier with one output of shape (B, num_classes)",
+        )
     return to_numpy(out)[:n].astype("float32")
 
 
 def check_outputs(model):
-    shape = model.output_shape
+    """Number of classes of a one-output classifier (``None`` if unknown).
+
+    A subclassed model that has not been called has no known output
+    shape: its outputs are checked when it runs (``call_model``).
+    """
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
     if isinstance(shape, (list, dict)) or len(shape) != 2:
         raise invalid(
             "model",
@@ -226,37 +241,23 @@ def class_scores(outputs, classes, from_logits):
 
 
 # ---------------------------------------------------------------------------
-# Splitting a model at a named layer: features_fn(images) -> activations and
-# head_fn(activations) -> outputs.
+# Splitting a model at a (possibly nested) layer: features_fn(images) ->
+# activations and head_fn(activations) -> outputs.
 
 
-def default_layer_name(model):
-    """``"backbone"`` if present, else the last layer with a 4-D output."""
-    names = [layer.name for layer in model.layers]
-    if "backbone" in names:
-        return "backbone"
-    for layer in reversed(model.layers):
-        try:
-            shape = layer.output.shape
-        except (AttributeError, ValueError):
-            continue
-        if len(shape) == 4:
-            return layer.name
-    raise invalid(
-        "layer_name",
-        None,
-        "the name of a layer with a 4-D output (the model has none among its top-level layers)",
-    )
+def _identity(x, training=False):
+    return x
 
 
-def _layer_error(model, layer_name, reason):
-    names = [layer.name for layer in model.layers]
-    return invalid(
-        "layer_name",
-        layer_name,
-        f"the name of a top-level layer of the model with one 4-D output ({reason}; "
-        f"the model's layers: {', '.join(names)})",
-    )
+def _compose(functions):
+    functions = [f for f in functions if f is not _identity]
+
+    def run(x, training=False):
+        for function in functions:
+            x = function(x, training=training)
+        return x
+
+    return run if functions else _identity
 
 
 class _Sequence:
@@ -271,62 +272,107 @@ class _Sequence:
         return x
 
 
-def split_model(model, layer_name=None):
-    """Return ``(layer_name, features_fn, head_fn)`` for a classifier.
+def _split_error(model, path, reason):
+    return invalid(
+        "layer_name",
+        path,
+        f"a layer with one 4-D output, called once, that the rest of the model depends on "
+        f"for everything ({reason})",
+    )
 
-    ``features_fn(images)`` gives the activations of the layer named
-    ``layer_name`` (a top-level layer of ``model``, possibly a nested model
-    such as the ``"backbone"`` of ``build_classifier``) and
-    ``head_fn(activations)`` the model's outputs from them. Works for
-    ``keras.Sequential`` and functional models in which everything after
-    the layer depends on the images only through that layer (no skip
-    connection around it); subclassed models cannot be split.
+
+def _split_one(container, layer, at_output, path):
+    """Split ``container`` at ``layer``: ``(before, after)`` callables.
+
+    ``before`` maps the container's input to the layer's output
+    (``at_output``) or input; ``after`` maps the layer's output to the
+    container's output.
     """
-    check_model(model)
-    if layer_name is None:
-        layer_name = default_layer_name(model)
-    if not isinstance(layer_name, str):
-        raise invalid("layer_name", layer_name, "None or a layer name (str)")
-    try:
-        layer = model.get_layer(layer_name)
-    except ValueError as error:
-        raise _layer_error(model, layer_name, "no such layer") from error
-    if isinstance(model, keras.Sequential):
-        index = model.layers.index(layer)
-        features_fn = _Sequence(model.layers[: index + 1])
-        head_fn = _Sequence(model.layers[index + 1 :])
-        shape = tuple(layer.output.shape)
-        if len(shape) != 4:
-            raise _layer_error(model, layer_name, f"its output has shape {shape}")
-        return layer_name, features_fn, head_fn
-    nodes_by_depth = getattr(model, "_nodes_by_depth", None)
-    if nodes_by_depth is None:
-        raise invalid(
-            "model",
-            f"<{type(model).__name__} {model.name!r}>",
-            "a functional or Sequential keras.Model (a subclassed model cannot be split "
-            "at a layer)",
+    if isinstance(container, keras.Sequential):
+        index = container.layers.index(layer)
+        before = container.layers[: index + 1] if at_output else container.layers[:index]
+        return (
+            _Sequence(before) if before else _identity,
+            _Sequence(container.layers[index + 1 :]),
         )
     nodes = [
-        node for depth_nodes in nodes_by_depth.values() for node in depth_nodes
+        node
+        for depth_nodes in container._nodes_by_depth.values()
+        for node in depth_nodes
         if node.operation is layer
     ]
     if len(nodes) != 1:
-        raise _layer_error(model, layer_name, f"it is called {len(nodes)} times in the model")
-    outputs = nodes[0].output_tensors
-    if len(outputs) != 1 or len(outputs[0].shape) != 4:
-        shapes = [tuple(t.shape) for t in outputs]
-        raise _layer_error(model, layer_name, f"its outputs have shapes {shapes}")
-    activations = outputs[0]
+        raise _split_error(container, path, f"it is called {len(nodes)} times in {container.name!r}")
+    node = nodes[0]
+    outputs = node.output_tensors
+    if len(outputs) != 1:
+        raise _split_error(container, path, f"it has {len(outputs)} outputs")
+    if not at_output and len(node.input_tensors) != 1:
+        raise _split_error(container, path, f"{layer.name!r} takes several inputs")
+    if len(container.outputs) != 1:
+        raise _split_error(container, path, f"{container.name!r} has several outputs")
+    inputs = container.inputs[0] if len(container.inputs) == 1 else container.inputs
+    target = outputs[0] if at_output else node.input_tensors[0]
     try:
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        features_fn = keras.Model(inputs, activations)
-        head_fn = keras.Model(activations, model.outputs[0])
+        if any(target is tensor for tensor in container.inputs):
+            before = _identity
+        else:
+            before = keras.Model(inputs, target)
+        after = keras.Model(outputs[0], container.outputs[0])
     except Exception as error:  # graph disconnected and friends
-        raise _layer_error(
-            model,
-            layer_name,
+        raise _split_error(
+            container,
+            path,
             "the layers after it must depend on the images only through it "
-            f"(splitting failed: {error})",
+            f"(splitting {container.name!r} failed: {error})",
         ) from error
-    return layer_name, features_fn, head_fn
+    return before, after
+
+
+def default_layer_name(model):
+    """``"backbone"`` if present, else the last 4-D feature map (nested too)."""
+    return inspection.default_feature_layer(model)
+
+
+def split_model(model, layer_name=None):
+    """Return ``(path, features_fn, head_fn)`` for a classifier.
+
+    ``features_fn(images)`` gives the activations of the layer
+    ``layer_name`` (a name, a nested path ``"outer/inner"`` or a layer
+    object; by default ``default_layer_name``) and ``head_fn(activations)``
+    the model's outputs from them. Works for ``keras.Sequential`` and
+    functional models, nested ones included, in which everything after the
+    layer depends on the images only through that layer (no skip
+    connection around it); subclassed models cannot be split.
+    """
+    check_model(model)
+    if not inspection.is_graph_model(model):
+        raise invalid(
+            "model",
+            f"<{type(model).__name__} {model.name!r}>",
+            "a functional or Sequential keras.Model: gradient and activation explainers "
+            "split the model at a layer, which a subclassed model does not allow (RISE and "
+            "the deletion/insertion metrics work on any model)",
+        )
+    if layer_name is None:
+        layer_name = default_layer_name(model)
+    path, chain = inspection.find_layer(model, layer_name)
+    shape = tuple(chain[-1].output.shape) if _has_output(chain[-1]) else None
+    if shape is None or len(shape) != 4:
+        raise _split_error(model, path, f"its output has shape {shape}")
+    containers = [model] + chain[:-1]
+    befores, afters = [], []
+    for depth, container in enumerate(containers):
+        last = depth == len(containers) - 1
+        before, after = _split_one(container, chain[depth], at_output=last, path=path)
+        befores.append(before)
+        afters.append(after)
+    return path, _compose(befores), _compose(afters[::-1])
+
+
+def _has_output(layer):
+    try:
+        layer.output
+    except (AttributeError, ValueError):
+        return False
+    return True

@@ -7,25 +7,32 @@ layer with a 4-D output) and return ``ReLU(sum_k w_k A_k)`` with
 method-specific channel weights ``w``.
 """
 
+import contextlib
+
 import numpy as np
 
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import activations_and_gradients
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
+from keras_brnpa.models.inspection import logits_view
+from keras_brnpa.models.inspection import resolve_from_logits
 
 
 def _check_from_logits(from_logits):
-    if not isinstance(from_logits, bool):
-        raise invalid("from_logits", from_logits, "a bool")
-    return from_logits
+    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
+        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
+    return None if from_logits is None else bool(from_logits)
 
 
 class _Setup:
     """Validated arguments shared by the CAM methods."""
 
-    def __init__(self, model, images, layer_name, class_index, batch_size, upsample):
+    def __init__(
+        self, model, images, layer_name, class_index, batch_size, upsample, from_logits=None
+    ):
         _utils.check_model(model)
+        self.from_logits = _check_from_logits(from_logits)
         self.images = _utils.check_images(images)
         self.batch_size = _utils.check_batch_size(batch_size)
         self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])
@@ -33,6 +40,23 @@ class _Setup:
         self.class_index = _utils.check_class_index(class_index, len(self.images))
         self.layer_name, self.features_fn, self.head_fn = _utils.split_model(model, layer_name)
         self.model = model
+
+    @contextlib.contextmanager
+    def output_scale(self):
+        """Within: the model's scale; yields ``resolve(outputs) -> from_logits``.
+
+        With ``from_logits=None`` a model ending with a softmax outputs its
+        logits inside the block (``models.logits_view``), so that a softmax
+        model and its logits twin give the same maps.
+        """
+        if self.from_logits is not None:
+            yield lambda outputs: self.from_logits
+            return
+        with logits_view(self.model) as switched:
+            if switched:
+                yield lambda outputs: True
+            else:
+                yield lambda outputs: resolve_from_logits(self.model, None, outputs)
 
     def batches(self):
         return _utils.batches(len(self.images), self.batch_size)
@@ -60,7 +84,7 @@ def grad_cam(
     class_index=None,
     batch_size=32,
     upsample=False,
-    from_logits=True,
+    from_logits=None,
 ):
     """Grad-CAM: activations weighted by their spatially averaged gradient.
 
@@ -71,20 +95,33 @@ def grad_cam(
 
     Args:
         model: a functional or ``Sequential`` ``keras.Model`` with one
-            output ``(B, num_classes)``, e.g. from
-            ``keras_brnpa.models.build_classifier``. Everything after the
-            layer must depend on the images only through that layer.
-        images: array ``(B, H, W, C)``, already preprocessed for the model.
-        layer_name: name of a top-level layer with a 4-D output (a nested
-            model such as ``"backbone"`` counts). Default: ``"backbone"``
-            when the model has one, else the last layer with a 4-D output.
+            output ``(B, num_classes)`` (logits or probabilities), e.g.
+            from ``keras_brnpa.models.build_classifier`` or a
+            ``keras.applications`` backbone nested in a classifier.
+            Everything after the layer must depend on the images only
+            through that layer. A subclassed model cannot be split at a
+            layer: use ``rise``.
+        images: array ``(B, H, W, C)``, as the model takes them (its own
+            ``Rescaling`` or normalisation layers apply).
+        layer_name: the layer whose activations are explained: a name, a
+            nested path ``"outer/inner"`` (``"mobilenetv2_1.00_224/
+            block_13_expand_relu"``), a name found once anywhere in nested
+            models, or a layer object. Default: ``"backbone"`` when the
+            model has one, else the last layer with a 4-D output, nested
+            models included (``models.default_feature_layer``).
         class_index: ``None`` (each image's predicted class), an int, or
             one int per image.
         batch_size: images per forward/backward pass.
         upsample: ``False`` (the layer's ``(h, w)``), ``True`` (the image
             size) or a tuple ``(H, W)``; bilinear.
-        from_logits: ``True`` if the model outputs logits (the score is the
-            logit); ``False`` if it outputs probabilities (the score is the
+        from_logits: ``None`` (auto-detect, the default): a model that ends
+            with a softmax is explained on the logit before it
+            (``models.logits_view``), so it gets the same map as its
+            logits twin; a final sigmoid counts as probabilities; a linear
+            output as logits; when the layers do not say, the outputs
+            decide (rows in [0, 1] summing to 1 are probabilities).
+            ``True``: the outputs are logits (the score is the logit).
+            ``False``: they are probabilities (the score is the
             log-probability).
 
     Returns:
@@ -101,14 +138,14 @@ def grad_cam(
     >>> keras_brnpa.explain.grad_cam(model, images, upsample=True).shape
     (2, 64, 64)
     """
-    from_logits = _check_from_logits(from_logits)
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
     maps = []
-    for index in setup.batches():
-        acts, grads, _, _ = activations_and_gradients(
-            setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), from_logits
-        )
-        maps.append(_weighted_sum(acts, grads.mean(axis=(1, 2))))
+    with setup.output_scale() as scale:
+        for index in setup.batches():
+            acts, grads, _, _ = activations_and_gradients(
+                setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), scale
+            )
+            maps.append(_weighted_sum(acts, grads.mean(axis=(1, 2))))
     return setup.finish(maps)
 
 
@@ -119,7 +156,7 @@ def grad_cam_plus_plus(
     class_index=None,
     batch_size=32,
     upsample=False,
-    from_logits=True,
+    from_logits=None,
 ):
     """Grad-CAM++: channel weights from positive gradients, pixel-weighted.
 
@@ -146,13 +183,16 @@ def grad_cam_plus_plus(
     >>> keras_brnpa.explain.grad_cam_plus_plus(model, images, class_index=1).shape
     (2, 2, 2)
     """
-    from_logits = _check_from_logits(from_logits)
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
     maps = []
-    for index in setup.batches():
-        acts, grads, _, _ = activations_and_gradients(
-            setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), from_logits
-        )
+    with setup.output_scale() as scale:
+        results = [
+            activations_and_gradients(
+                setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), scale
+            )
+            for index in setup.batches()
+        ]
+    for acts, grads, _, _ in results:
         acts = acts.astype("float64")
         grads = grads.astype("float64")
         g2 = grads**2
@@ -212,7 +252,9 @@ def ablation_cam(
 ):
     """Ablation-CAM: a channel's weight is the score drop when it is zeroed.
 
-    ``w_k = y_c(A) - y_c(A with channel k set to 0)`` and
+    ``w_k = y_c(A) - y_c(A with channel k set to 0)`` (``y_c``: the
+    logit of class ``c``; a final softmax is removed, see
+    ``models.logits_view``) and
     ``map = ReLU(sum_k w_k A_k)`` (Desai and Ramaswamy, WACV 2020; the
     paper also divides by ``y_c``, a per-image scale that does not change
     the map's shape and flips it when ``y_c < 0``, so it is left out). The
@@ -237,26 +279,30 @@ def ablation_cam(
     (2, 2, 2)
     """
     setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
-    maps = []
-    for index in setup.batches():
-        acts = _utils.call_model(setup.features_fn, setup.images[index])
-        outputs = _utils.call_model(setup.head_fn, acts)
-        classes = _utils.resolve_classes(setup.classes(index), outputs)
-        b, k = acts.shape[0], acts.shape[-1]
-        active = np.abs(acts).reshape(b, -1, k).max(axis=1) > 0
-        pairs = np.argwhere(active)  # (n, 2): image, channel
-        weights = np.zeros((b, k))
-        for chunk in _utils.batches(len(pairs), setup.batch_size):
-            image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
-            ablated = acts[image_ids].copy()
-            ablated[np.arange(len(channels)), :, :, channels] = 0.0
-            scores = _utils.call_model(setup.head_fn, ablated, pad_to=setup.batch_size)
-            targets = classes[image_ids]
-            weights[image_ids, channels] = (
-                outputs[image_ids, targets] - scores[np.arange(len(channels)), targets]
-            )
-        maps.append(_weighted_sum(acts, weights))
-    return setup.finish(maps)
+    with setup.output_scale():
+        return setup.finish(
+            [_ablation_weights_map(setup, index) for index in setup.batches()]
+        )
+
+
+def _ablation_weights_map(setup, index):
+    acts = _utils.call_model(setup.features_fn, setup.images[index])
+    outputs = _utils.call_model(setup.head_fn, acts)
+    classes = _utils.resolve_classes(setup.classes(index), outputs)
+    b, k = acts.shape[0], acts.shape[-1]
+    active = np.abs(acts).reshape(b, -1, k).max(axis=1) > 0
+    pairs = np.argwhere(active)  # (n, 2): image, channel
+    weights = np.zeros((b, k))
+    for chunk in _utils.batches(len(pairs), setup.batch_size):
+        image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
+        ablated = acts[image_ids].copy()
+        ablated[np.arange(len(channels)), :, :, channels] = 0.0
+        scores = _utils.call_model(setup.head_fn, ablated, pad_to=setup.batch_size)
+        targets = classes[image_ids]
+        weights[image_ids, channels] = (
+            outputs[image_ids, targets] - scores[np.arange(len(channels)), targets]
+        )
+    return _weighted_sum(acts, weights)
 
 
 def score_cam(
@@ -266,7 +312,7 @@ def score_cam(
     class_index=None,
     batch_size=32,
     upsample=False,
-    from_logits=True,
+    from_logits=None,
     max_channels=None,
 ):
     """Score-CAM: a channel's weight is the class probability of the image
@@ -287,8 +333,8 @@ def score_cam(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits: as for ``grad_cam`` (``from_logits=False``: the
-            outputs are already probabilities).
+        from_logits: as for ``grad_cam`` (the weight is the softmax of
+            logits, or the output itself for probabilities).
         max_channels: ``None`` (every channel) or an int: per image, only
             the channels with the largest mean activation are used.
 
@@ -304,37 +350,41 @@ def score_cam(
     >>> keras_brnpa.explain.score_cam(model, images, max_channels=2, batch_size=2).shape
     (2, 2, 2)
     """
-    from_logits = _check_from_logits(from_logits)
     if max_channels is not None:
         max_channels = check_positive_int("max_channels", max_channels)
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+    with setup.output_scale() as scale:
+        return setup.finish(
+            [_score_cam_map(setup, index, scale, max_channels) for index in setup.batches()]
+        )
+
+
+def _score_cam_map(setup, index, scale, max_channels):
     height, width = setup.images.shape[1:3]
-    maps = []
-    for index in setup.batches():
-        x = setup.images[index]
-        acts = _utils.call_model(setup.features_fn, x)
-        outputs = _utils.call_model(setup.head_fn, acts)
-        classes = _utils.resolve_classes(setup.classes(index), outputs)
-        b, k = acts.shape[0], acts.shape[-1]
-        flat = acts.reshape(b, -1, k)
-        use = flat.max(axis=1) > flat.min(axis=1)
-        if max_channels is not None and max_channels < k:
-            order = np.argsort(-flat.mean(axis=1), axis=1, kind="stable")
-            top = np.zeros_like(use)
-            np.put_along_axis(top, order[:, :max_channels], True, axis=1)
-            use &= top
-        pairs = np.argwhere(use)
-        weights = np.zeros((b, k))
-        for chunk in _utils.batches(len(pairs), setup.batch_size):
-            image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
-            channel_maps = acts[image_ids, :, :, channels]  # (n, h, w)
-            masks = _utils.resize(channel_maps.astype("float64"), (height, width))
-            low = masks.min(axis=(1, 2), keepdims=True)
-            high = masks.max(axis=(1, 2), keepdims=True)
-            masks = (masks - low) / np.where(high > low, high - low, 1.0)
-            masked = x[image_ids] * masks[..., None]
-            masked_outputs = _utils.call_model(setup.model, masked, pad_to=setup.batch_size)
-            scores = _utils.class_scores(masked_outputs, classes[image_ids], from_logits)
-            weights[image_ids, channels] = scores
-        maps.append(_weighted_sum(acts, weights))
-    return setup.finish(maps)
+    x = setup.images[index]
+    acts = _utils.call_model(setup.features_fn, x)
+    outputs = _utils.call_model(setup.head_fn, acts)
+    classes = _utils.resolve_classes(setup.classes(index), outputs)
+    from_logits = scale(outputs)
+    b, k = acts.shape[0], acts.shape[-1]
+    flat = acts.reshape(b, -1, k)
+    use = flat.max(axis=1) > flat.min(axis=1)
+    if max_channels is not None and max_channels < k:
+        order = np.argsort(-flat.mean(axis=1), axis=1, kind="stable")
+        top = np.zeros_like(use)
+        np.put_along_axis(top, order[:, :max_channels], True, axis=1)
+        use &= top
+    pairs = np.argwhere(use)
+    weights = np.zeros((b, k))
+    for chunk in _utils.batches(len(pairs), setup.batch_size):
+        image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
+        channel_maps = acts[image_ids, :, :, channels]  # (n, h, w)
+        masks = _utils.resize(channel_maps.astype("float64"), (height, width))
+        low = masks.min(axis=(1, 2), keepdims=True)
+        high = masks.max(axis=(1, 2), keepdims=True)
+        masks = (masks - low) / np.where(high > low, high - low, 1.0)
+        masked = x[image_ids] * masks[..., None]
+        masked_outputs = _utils.call_model(setup.model, masked, pad_to=setup.batch_size)
+        scores = _utils.class_scores(masked_outputs, classes[image_ids], from_logits)
+        weights[image_ids, channels] = scores
+    return _weighted_sum(acts, weights)

@@ -8,6 +8,7 @@ import numpy as np
 from keras_brnpa.explain import _utils
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
+from keras_brnpa.models.inspection import resolve_from_logits
 
 
 class RiseMasks:
@@ -48,7 +49,7 @@ def rise(
     seed=0,
     class_index=None,
     upsample=False,
-    from_logits=True,
+    from_logits=None,
 ):
     """RISE: saliency as the probability-weighted mean of random masks.
 
@@ -61,8 +62,8 @@ def rise(
     ``n_masks``.
 
     Args:
-        model: a ``keras.Model`` (or anything ``model(x, training=False)``
-            accepts) with one output ``(B, num_classes)``.
+        model: any ``keras.Model`` (functional, ``Sequential`` or
+            subclassed) with one output ``(B, num_classes)``.
         images: array ``(B, H, W, C)``, preprocessed for the model.
         n_masks: number of random masks (the paper uses 4000-8000 on
             ImageNet; a few hundred already rank regions on small images).
@@ -73,8 +74,10 @@ def rise(
         class_index: ``None`` (the predicted class), an int or one per image.
         upsample: the map is already at the image size; ``False`` or
             ``True`` keep it, a tuple ``(H, W)`` resizes it.
-        from_logits: ``True`` if the model outputs logits (a softmax is
-            applied), ``False`` if probabilities.
+        from_logits: ``None`` (auto-detect from the model's final layer,
+            or from its outputs when the layers do not say; see
+            ``models.resolve_from_logits``), ``True`` if the model outputs
+            logits (a softmax is applied), ``False`` if probabilities.
 
     Returns:
         float32 NumPy array ``(B, H, W)`` at the image size.
@@ -97,8 +100,8 @@ def rise(
     batch_size = _utils.check_batch_size(batch_size)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise invalid("seed", seed, "None or an int")
-    if not isinstance(from_logits, bool):
-        raise invalid("from_logits", from_logits, "a bool")
+    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
+        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     _utils.check_outputs(model)
     class_index = _utils.check_class_index(class_index, len(images))
@@ -108,6 +111,7 @@ def rise(
         [_utils.call_model(model, images[index]) for index in _utils.batches(n_images, batch_size)]
     )
     classes = _utils.resolve_classes(class_index, outputs)
+    from_logits = resolve_from_logits(model, from_logits, outputs)
     generator = RiseMasks(n_masks, mask_size, float(p), (height, width), seed)
     saliency = np.zeros((n_images, height, width), dtype="float64")
     for chunk in _utils.batches(n_images * n_masks, batch_size):

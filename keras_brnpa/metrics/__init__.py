@@ -24,9 +24,12 @@ from keras_brnpa.metrics import faithfulness
 from keras_brnpa.metrics import localization
 from keras_brnpa.metrics import reid
 from keras_brnpa.metrics.faithfulness import box_blur
+from keras_brnpa.metrics.faithfulness import MAX_CELLS
 from keras_brnpa.metrics.faithfulness import default_blur_kernel_size
 from keras_brnpa.metrics.faithfulness import deletion_auc
+from keras_brnpa.metrics.faithfulness import fit_saliency
 from keras_brnpa.metrics.faithfulness import insertion_auc
+from keras_brnpa.metrics.faithfulness import saliency_grid
 from keras_brnpa.metrics.faithfulness import step_counts
 from keras_brnpa.metrics.localization import boxes_to_masks
 from keras_brnpa.metrics.localization import energy_in_mask
@@ -35,6 +38,7 @@ from keras_brnpa.metrics.localization import sparsity
 from keras_brnpa.metrics.reid import cmc_map
 
 __all__ = [
+    "MAX_CELLS",
     "box_blur",
     "boxes_to_masks",
     "cmc_map",
@@ -42,9 +46,11 @@ __all__ = [
     "deletion_auc",
     "energy_in_mask",
     "faithfulness",
+    "fit_saliency",
     "insertion_auc",
     "localization",
     "pointing_game",
+    "saliency_grid",
     "reid",
     "sparsity",
     "step_counts",

@@ -2,19 +2,28 @@
 
 The definition (the paper's, made exact):
 
-- ``images`` are ``(B, H, W, C)``, ``saliency`` is ``(B, h, w)`` with ``H``
-  and ``W`` multiples of ``h`` and ``w``. The image is cut into ``h * w``
-  blocks of ``H / h x W / w`` pixels, one per saliency cell.
+- ``images`` are ``(B, H, W, C)``, ``saliency`` is any ``(B, h, w)`` map.
+  It is first brought to the grid ``(gh, gw) = saliency_grid((h, w), (H,
+  W), max_cells)``, whose cells tile the image (``fit_saliency``): per
+  axis the smallest divisor of the image side that is ``>=`` the map side
+  (a map that tiles the image is kept as it is), then, while the grid has
+  more than ``max_cells`` cells, the longer axis goes down to its next
+  smaller divisor. An axis is resampled by block means when the grid
+  divides it, bilinearly otherwise. The image is cut into ``gh * gw``
+  blocks of ``H / gh x W / gw`` pixels, one per cell.
 - The cells are ordered by decreasing saliency, ties by lower flat
   (row-major) index first: ``np.argsort(-saliency, kind="stable")``.
-- ``c`` is the class the model predicts on the intact image.
+- ``c`` is ``class_index``, by default the class the model predicts on
+  the intact image.
 - For ``t = 0 .. steps`` the first ``n_t = round(t * h * w / steps)``
   cells (Python's ``round``, half to even) are *removed* (deletion: their
   block is set to ``baseline``) or *restored* (insertion: start from the
   image blurred by a ``k x k`` box filter with zero padding, divided by
   ``k**2``, and put the original blocks back).
 - ``score_t`` is the softmax probability of ``c`` (``from_logits=True``)
-  or the model's output for ``c`` itself (``from_logits=False``).
+  or the model's output for ``c`` itself (``from_logits=False``);
+  ``from_logits=None`` reads it from the model (a final softmax or sigmoid
+  means probabilities; see ``models.resolve_from_logits``).
 - AUC is the trapezoid rule over the fraction ``t / steps`` in ``[0, 1]``:
   the mean over ``t`` of ``(score_t + score_{t+1}) / 2``.
 
@@ -38,6 +47,8 @@ from keras_brnpa.metrics._checks import check_optional_positive_int
 from keras_brnpa.metrics._checks import check_saliency
 from keras_brnpa.metrics._checks import describe
 from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa.metrics.localization import _resize_matrix
+from keras_brnpa.models.inspection import resolve_from_logits
 
 #: The authors blur 448 px images with a 121 px box filter.
 REFERENCE_BLUR = (121, 448)
@@ -57,41 +68,199 @@ def _check_images(images):
     return images
 
 
-def _check_inputs(images, saliency, steps):
+#: Default largest number of cells of the deletion/insertion grid.
+MAX_CELLS = 1024
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def saliency_grid(map_size, image_size, max_cells=MAX_CELLS):
+    """The grid of cells on which a map is scored by deletion and insertion.
+
+    Per axis, the smallest divisor of the image side that is at least the
+    map side (the image side itself for a map larger than the image), so
+    that a map that tiles the image keeps its cells and any other is made
+    slightly finer, never coarser. Then, while the grid has more than
+    ``max_cells`` cells, the axis with more cells goes down to its next
+    smaller divisor. The number of forward passes per image is at most the
+    number of cells plus one.
+
+    Args:
+        map_size: ``(h, w)`` of the saliency map.
+        image_size: ``(H, W)`` of the images.
+        max_cells: ``None`` (no limit) or an int >= 1.
+
+    Returns:
+        ``(gh, gw)``, divisors of ``H`` and ``W``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> keras_brnpa.metrics.saliency_grid((15, 15), (64, 64))
+    (16, 16)
+    >>> keras_brnpa.metrics.saliency_grid((64, 64), (64, 64))
+    (32, 32)
+    >>> keras_brnpa.metrics.saliency_grid((7, 7), (224, 224))
+    (7, 7)
+    """
+    max_cells = check_optional_positive_int("max_cells", max_cells)
+    grid = []
+    options = []
+    for n, size in zip(map_size, image_size):
+        divisors = _divisors(int(size))
+        grid.append(next((d for d in divisors if d >= n), divisors[-1]))
+        options.append(divisors)
+    if max_cells is not None:
+        while grid[0] * grid[1] > max_cells and (grid[0] > 1 or grid[1] > 1):
+            axis = 0 if grid[0] >= grid[1] else 1
+            if grid[axis] == 1:
+                axis = 1 - axis
+            grid[axis] = max(d for d in options[axis] if d < grid[axis])
+    return int(grid[0]), int(grid[1])
+
+
+def _resample_matrix(out_size, in_size):
+    """Block means when ``out`` divides ``in``, else bilinear weights."""
+    if out_size == in_size:
+        return np.eye(in_size)
+    if in_size % out_size == 0:
+        factor = in_size // out_size
+        return np.kron(np.eye(out_size), np.full((1, factor), 1.0 / factor))
+    return _resize_matrix(out_size, in_size)
+
+
+def fit_saliency(saliency, image_size, max_cells=MAX_CELLS):
+    """Bring ``(B, h, w)`` maps to ``saliency_grid`` (cells that tile the image).
+
+    Each axis is resampled by block means when the grid size divides the
+    map size (so a 64x64 map on a 32x32 grid is 2x2 average pooling) and
+    bilinearly otherwise (half-pixel centres). A map already on the grid
+    is returned unchanged. ``deletion_auc`` and ``insertion_auc`` (and
+    their ``*_loop`` references) apply this first.
+
+    Args:
+        saliency: ``(B, h, w)`` maps.
+        image_size: ``(H, W)`` of the images.
+        max_cells: as for ``saliency_grid``.
+
+    Returns:
+        float64 NumPy array ``(B, gh, gw)``.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> maps = np.arange(16.0).reshape(1, 4, 4)
+    >>> keras_brnpa.metrics.fit_saliency(maps, (8, 8), max_cells=4)[0].tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    saliency = check_saliency(saliency)
+    h, w = saliency.shape[1:]
+    gh, gw = saliency_grid((h, w), image_size, max_cells)
+    if (gh, gw) == (h, w):
+        return saliency
+    rows = _resample_matrix(gh, h)
+    cols = _resample_matrix(gw, w)
+    return np.einsum("Hh,bhw,Ww->bHW", rows, saliency, cols)
+
+
+def _check_inputs(images, saliency, steps, max_cells=MAX_CELLS):
     images = _check_images(images)
     saliency = check_saliency(saliency, batch=images.shape[0])
-    height, width = images.shape[1:3]
+    saliency = fit_saliency(saliency, images.shape[1:3], max_cells)
     h, w = saliency.shape[1:]
-    if height % h or width % w:
-        raise invalid(
-            "saliency",
-            describe(saliency),
-            f"a map whose height and width divide the image's ({height}, {width}) "
-            "so that each cell covers a whole block of pixels",
-        )
     steps = check_optional_positive_int("steps", steps)
     if steps is None:
         steps = h * w
     return images, saliency, steps
 
 
-def _check_baseline(baseline, image_shape):
-    if isinstance(baseline, (bool, np.bool_)):
-        raise invalid("baseline", baseline, "a number or an array broadcastable to (H, W, C)")
-    if isinstance(baseline, numbers.Real):
-        if not np.isfinite(baseline):
-            raise invalid("baseline", baseline, "a finite number")
-        return float(baseline)
-    array = to_numpy("baseline", baseline)
-    try:
-        array = np.broadcast_to(array.astype(np.float64), image_shape)
-    except (ValueError, TypeError) as error:
+def _check_class_index(class_index, batch):
+    """``None`` or a ``(B,)`` int array (checked against the classes later)."""
+    if class_index is None:
+        return None
+    if isinstance(class_index, (bool, np.bool_)):
+        raise invalid("class_index", class_index, "None, an int or one int per image")
+    if isinstance(class_index, numbers.Integral):
+        return np.full((batch,), int(class_index))
+    classes = to_numpy("class_index", class_index)
+    if classes.shape != (batch,) or not np.issubdtype(classes.dtype, np.integer):
         raise invalid(
-            "baseline",
-            describe(array),
-            f"a number or an array broadcastable to the image shape {image_shape}",
-        ) from error
-    return array
+            "class_index",
+            describe(classes),
+            f"None, an int or {batch} ints (one class per image)",
+        )
+    return classes.astype(np.int64)
+
+
+def _classes(class_index, outputs):
+    """The explained class per image: given, or predicted on ``outputs``."""
+    if class_index is None:
+        return np.argmax(outputs, axis=-1)
+    k = outputs.shape[-1]
+    if np.any(class_index < 0) or np.any(class_index >= k):
+        raise invalid("class_index", class_index.tolist(), f"class indices in [0, {k})")
+    return class_index
+
+
+def _check_from_logits(from_logits):
+    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
+        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
+    return from_logits
+
+
+def _fill(baseline, images, name="baseline"):
+    """The replacement pixels as an array broadcast to ``images.shape``.
+
+    ``baseline`` is a number, an array broadcastable to ``(H, W, C)`` or to
+    ``(B, H, W, C)``, or a callable ``f(images) -> (B, H, W, C)``.
+    """
+    expected = (
+        "a number, an array broadcastable to (H, W, C) or (B, H, W, C), or a callable "
+        "images -> array of the images' shape"
+    )
+    if isinstance(baseline, (bool, np.bool_)):
+        raise invalid(name, baseline, expected)
+    if callable(baseline) and not isinstance(baseline, np.ndarray):
+        try:
+            value = baseline(images.copy())
+        except Exception as error:
+            raise invalid(name, baseline, f"{expected} (calling it failed: {error})") from error
+        array = to_numpy(name, value)
+        if array.shape != images.shape:
+            raise invalid(
+                name,
+                baseline,
+                f"a callable returning an array of the images' shape {images.shape}, "
+                f"not {array.shape}",
+            )
+    elif isinstance(baseline, numbers.Real):
+        array = np.asarray(float(baseline))
+    else:
+        array = to_numpy(name, baseline)
+    if not np.issubdtype(array.dtype, np.number):
+        raise invalid(name, describe(array), expected)
+    if not np.all(np.isfinite(array)):
+        raise invalid(name, baseline if array.ndim == 0 else describe(array), "finite values")
+    try:
+        return np.broadcast_to(array.astype(images.dtype), images.shape)
+    except ValueError as error:
+        raise invalid(name, describe(array), expected + f"; images {images.shape}") from error
+
+
+def _insertion_start(baseline, blur_kernel_size, images):
+    if baseline is None:
+        if blur_kernel_size is None:
+            blur_kernel_size = default_blur_kernel_size(*images.shape[1:3])
+        return box_blur(images, _check_kernel_size(blur_kernel_size))
+    if blur_kernel_size is not None:
+        raise invalid(
+            "blur_kernel_size",
+            blur_kernel_size,
+            "None when a baseline is given (the blur is the default baseline)",
+        )
+    return _fill(baseline, images)
 
 
 def _check_model(model):
@@ -278,7 +447,9 @@ def _predict_function(model):
 
 
 # ------------------------------------------------------------------- batched
-def _batched_curves(model, images, saliency, steps, batch_size, from_logits, fill, insertion):
+def _batched_curves(
+    model, images, saliency, steps, batch_size, from_logits, fill, insertion, class_index
+):
     batch, height, width, channels = images.shape
     h, w = saliency.shape[1:]
     cells = h * w
@@ -296,12 +467,7 @@ def _batched_curves(model, images, saliency, steps, batch_size, from_logits, fil
     calls = -(-total // batch_size)
     size = -(-total // calls)
     blocks = images.reshape(batch, h, bh, w, bw, channels)
-    if insertion:
-        other = fill.reshape(batch, h, bh, w, bw, channels)
-    elif isinstance(fill, np.ndarray):
-        other = fill.reshape(1, h, bh, w, bw, channels).astype(images.dtype)
-    else:
-        other = np.asarray(fill, images.dtype)
+    other = fill.reshape(batch, h, bh, w, bw, channels)
     predict = _predict_function(model)
     outputs = []
     for start in range(0, total, size):
@@ -313,14 +479,15 @@ def _batched_curves(model, images, saliency, steps, batch_size, from_logits, fil
         if insertion:
             chunk = np.where(mask, blocks[owner], other[owner])
         else:
-            chunk = np.where(mask, other, blocks[owner])
+            chunk = np.where(mask, other[owner], blocks[owner])
         chunk = chunk.reshape(len(jobs), height, width, channels)
         if len(jobs) < size:
             pad = np.zeros((size - len(jobs),) + chunk.shape[1:], chunk.dtype)
             chunk = np.concatenate([chunk, pad])
         outputs.append(predict(chunk)[: len(jobs)])
     outputs = np.concatenate(outputs).reshape(batch, n_unique, -1)
-    classes = np.argmax(outputs[:, intact], axis=-1)
+    classes = _classes(class_index, outputs[:, intact])
+    from_logits = resolve_from_logits(model, from_logits, outputs[:, intact])
     scores = _class_scores(outputs, np.repeat(classes[:, None], n_unique, axis=1), from_logits)
     return scores[:, inverse]
 
@@ -332,43 +499,60 @@ def _finish(curves, return_curves):
     return auc
 
 
+
+
 def deletion_auc(
     model,
     images,
     saliency,
     steps=None,
     batch_size=64,
-    from_logits=True,
+    from_logits=None,
     baseline=0.0,
     return_curves=False,
+    class_index=None,
+    max_cells=MAX_CELLS,
 ):
     """Deletion AUC (DAUC, lower is better), batched.
 
     Removes the image blocks of the most salient cells first (sets them to
-    ``baseline``) and records the probability of the class predicted on the
-    intact image; the AUC is the area under that curve over the fraction of
-    cells removed. A faithful explanation makes the probability drop fast.
-    See the module docstring for the exact definition; ``deletion_auc_loop``
-    computes the same numbers one forward pass at a time.
+    ``baseline``) and records the probability of the explained class; the
+    AUC is the area under that curve over the fraction of cells removed. A
+    faithful explanation makes the probability drop fast. See the module
+    docstring for the exact definition; ``deletion_auc_loop`` computes the
+    same numbers one forward pass at a time.
 
     Args:
-        model: a ``keras.Model`` (its compiled ``predict_on_batch`` is used)
-            or a callable mapping a ``(n, H, W, C)`` float array to
-            ``(n, num_classes)`` scores.
-        images: ``(B, H, W, C)`` images, as the model expects them
-            (normalised).
-        saliency: ``(B, h, w)`` explanation maps; ``H % h == 0`` and
-            ``W % w == 0``.
-        steps: int >= 1, number of steps; ``None`` removes one cell per
-            step (``h * w`` steps). Steps may exceed or not divide
-            ``h * w`` (``round(t * h * w / steps)`` cells at step ``t``).
+        model: any ``keras.Model`` (its compiled ``predict_on_batch`` is
+            used; functional, ``Sequential`` or subclassed) or a callable
+            mapping a ``(n, H, W, C)`` float array to ``(n, num_classes)``
+            scores.
+        images: ``(B, H, W, C)`` images, as the model takes them.
+        saliency: ``(B, h, w)`` explanation maps of any size: they are
+            brought to a grid whose cells tile the image (see
+            ``saliency_grid`` and ``fit_saliency``; a map that tiles the
+            image is used as it is).
+        steps: int >= 1, number of steps; ``None`` perturbs one cell per
+            step (as many steps as grid cells). Steps may exceed or not
+            divide the number of cells (``round(t * cells / steps)`` cells
+            at step ``t``).
         batch_size: int >= 1, number of perturbed images per forward pass
             (and the most held in memory at once).
-        from_logits: if ``True`` the model outputs logits and the score is
-            their softmax; if ``False`` the output is used as is.
-        baseline: value of removed pixels: a number (0 = the mean of
-            normalised data) or an array broadcastable to ``(H, W, C)``.
+        from_logits: ``None`` (auto-detect, the default): probabilities
+            when the model ends with a softmax or a sigmoid, logits when it
+            ends with a linear layer, and when its layers do not say
+            (subclassed model, ``Lambda``) its outputs on the intact images
+            decide (rows in [0, 1] summing to 1 are probabilities).
+            ``True``: softmax the outputs; ``False``: use them as they are.
+        class_index: ``None`` (the class predicted on the intact image), an
+            int, or one int per image: the class whose score is recorded
+            (the class the explanation was made for).
+        baseline: value of removed pixels: a number (0 = the mean colour of
+            mean/std-normalised data, black for [0, 1] images), an array
+            broadcastable to ``(H, W, C)`` or ``(B, H, W, C)``, or a
+            callable ``f(images) -> array`` of the images' shape.
         return_curves: also return the curves.
+        max_cells: the most cells of the grid (``None``: no limit).
 
     Returns:
         NumPy ``(B,)`` AUCs in ``[0, 1]`` for probabilities; with
@@ -390,15 +574,18 @@ def deletion_auc(
     >>> bool(np.allclose(auc, keras_brnpa.metrics.faithfulness.deletion_auc_loop(
     ...     model, images, saliency, steps=8), atol=1e-5))
     True
+    >>> keras_brnpa.metrics.deletion_auc(model, images, saliency, class_index=[0, 2]).shape
+    (2,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
     batch_size = check_positive_int("batch_size", batch_size)
-    from_logits = check_bool("from_logits", from_logits)
+    from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
-    fill = _check_baseline(baseline, images.shape[1:])
+    class_index = _check_class_index(class_index, images.shape[0])
+    fill = _fill(baseline, images)
     curves = _batched_curves(
-        model, images, saliency, steps, batch_size, from_logits, fill, insertion=False
+        model, images, saliency, steps, batch_size, from_logits, fill, False, class_index
     )
     return _finish(curves, return_curves)
 
@@ -409,38 +596,61 @@ def insertion_auc(
     saliency,
     steps=None,
     batch_size=64,
-    from_logits=True,
+    from_logits=None,
     blur_kernel_size=None,
     return_curves=False,
+    class_index=None,
+    baseline=None,
+    max_cells=MAX_CELLS,
 ):
     """Insertion AUC (IAUC, higher is better), batched.
 
-    Starts from the blurred image and restores the original blocks of the
-    most salient cells first, recording the probability of the class
-    predicted on the intact image; the AUC is the area under that curve
-    over the fraction of cells restored. A faithful explanation makes the
-    probability rise fast. See the module docstring for the exact
-    definition; ``insertion_auc_loop`` computes the same numbers one forward
-    pass at a time.
+    Starts from ``baseline`` (by default the blurred image, as the
+    authors do) and restores the original blocks of the most salient cells
+    first, recording the probability of the explained class; the AUC is
+    the area under that curve over the fraction of cells restored. A
+    faithful explanation makes the probability rise fast. See the module
+    docstring for the exact definition; ``insertion_auc_loop`` computes the
+    same numbers one forward pass at a time.
 
     Args:
-        model: a ``keras.Model`` or a callable from ``(n, H, W, C)`` images
-            to ``(n, num_classes)`` scores.
-        images: ``(B, H, W, C)`` images, as the model expects them.
-        saliency: ``(B, h, w)`` explanation maps; ``H % h == 0`` and
-            ``W % w == 0``.
-        steps: int >= 1; ``None`` restores one cell per step.
-        batch_size: int >= 1, perturbed images per forward pass.
-        from_logits: softmax the outputs (``True``) or use them as is.
-        blur_kernel_size: odd int >= 1, size of the box blur of the start
-            image (see ``box_blur``); ``None`` scales the authors' 121 px
-            at 448 px to the image (``default_blur_kernel_size``).
+        model: any ``keras.Model`` or a callable from ``(n, H, W, C)``
+            images to ``(n, num_classes)`` scores.
+        images: ``(B, H, W, C)`` images, as the model takes them.
+        saliency: ``(B, h, w)`` explanation maps of any size: they are
+            brought to a grid whose cells tile the image (see
+            ``saliency_grid`` and ``fit_saliency``; a map that tiles the
+            image is used as it is).
+        steps: int >= 1, number of steps; ``None`` perturbs one cell per
+            step (as many steps as grid cells). Steps may exceed or not
+            divide the number of cells (``round(t * cells / steps)`` cells
+            at step ``t``).
+        batch_size: int >= 1, number of perturbed images per forward pass
+            (and the most held in memory at once).
+        from_logits: ``None`` (auto-detect, the default): probabilities
+            when the model ends with a softmax or a sigmoid, logits when it
+            ends with a linear layer, and when its layers do not say
+            (subclassed model, ``Lambda``) its outputs on the intact images
+            decide (rows in [0, 1] summing to 1 are probabilities).
+            ``True``: softmax the outputs; ``False``: use them as they are.
+        class_index: ``None`` (the class predicted on the intact image), an
+            int, or one int per image: the class whose score is recorded
+            (the class the explanation was made for).
+        blur_kernel_size: odd int >= 1, size of the box blur of the default
+            start image (see ``box_blur``); ``None`` scales the authors'
+            121 px at 448 px to the image (``default_blur_kernel_size``).
+            Only with ``baseline=None``.
         return_curves: also return the curves.
+        baseline: the start image: ``None`` (the box-blurred image), a
+            number (a constant image), an array broadcastable to
+            ``(H, W, C)`` or ``(B, H, W, C)``, or a callable
+            ``f(images) -> array`` of the images' shape.
+        max_cells: the most cells of the grid (``None``: no limit).
 
     Returns:
         NumPy ``(B,)`` AUCs; with ``return_curves=True`` a tuple
         ``(auc, curves)``, ``curves`` of shape ``(B, steps + 1)`` (step 0 =
-        blurred image, last step = intact image).
+        start image, last step = intact image).
 
     Example:
 
@@ -454,17 +664,18 @@ def insertion_auc(
     >>> bool(np.allclose(auc, keras_brnpa.metrics.faithfulness.insertion_auc_loop(
     ...     model, images, saliency, steps=5), atol=1e-5))
     True
+    >>> keras_brnpa.metrics.insertion_auc(model, images, saliency, baseline=0.5).shape
+    (2,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
     batch_size = check_positive_int("batch_size", batch_size)
-    from_logits = check_bool("from_logits", from_logits)
+    from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
-    if blur_kernel_size is None:
-        blur_kernel_size = default_blur_kernel_size(*images.shape[1:3])
-    blurred = box_blur(images, _check_kernel_size(blur_kernel_size))
+    class_index = _check_class_index(class_index, images.shape[0])
+    start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _batched_curves(
-        model, images, saliency, steps, batch_size, from_logits, blurred, insertion=True
+        model, images, saliency, steps, batch_size, from_logits, start, True, class_index
     )
     return _finish(curves, return_curves)
 
@@ -479,29 +690,39 @@ def _forward_one(model, image):
     return _as_scores(outputs, 1)[0]
 
 
-def _loop_curves(model, images, saliency, steps, from_logits, start, perturbed):
+def _loop_curves(model, images, saliency, steps, from_logits, start, perturbed, class_index):
     height, width = images.shape[1:3]
     h, w = saliency.shape[1:]
     bh, bw = height // h, width // w
     curves = np.zeros((images.shape[0], steps + 1))
     for b in range(images.shape[0]):
         image = images[b]
-        label = np.argmax(_forward_one(model, image))
+        intact = _forward_one(model, image)
+        label = _classes(None if class_index is None else class_index[b : b + 1], intact[None])
+        logits = resolve_from_logits(model, from_logits, intact[None])
         order = np.argsort(-saliency[b].reshape(-1), kind="stable")
         for t in range(steps + 1):
-            x = start(b).copy()
+            x = start[b].copy()
             for cell in order[: round(t * h * w / steps)]:
                 i, j = divmod(int(cell), w)
                 rows = slice(i * bh, (i + 1) * bh)
                 cols = slice(j * bw, (j + 1) * bw)
-                x[rows, cols] = perturbed(b)[rows, cols]
+                x[rows, cols] = perturbed[b][rows, cols]
             output = _forward_one(model, x)
-            curves[b, t] = _class_scores(output[None], np.array([label]), from_logits)[0]
+            curves[b, t] = _class_scores(output[None], label, logits)[0]
     return curves
 
 
 def deletion_auc_loop(
-    model, images, saliency, steps=None, from_logits=True, baseline=0.0, return_curves=False
+    model,
+    images,
+    saliency,
+    steps=None,
+    from_logits=None,
+    baseline=0.0,
+    return_curves=False,
+    class_index=None,
+    max_cells=MAX_CELLS,
 ):
     """Reference deletion AUC: one forward pass per step and per image.
 
@@ -521,20 +742,12 @@ def deletion_auc_loop(
     (1,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps)
-    from_logits = check_bool("from_logits", from_logits)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
-    fill = np.broadcast_to(_check_baseline(baseline, images.shape[1:]), images.shape[1:])
-    fill = fill.astype(images.dtype)
-    curves = _loop_curves(
-        model,
-        images,
-        saliency,
-        steps,
-        from_logits,
-        start=lambda b: images[b],
-        perturbed=lambda b: fill,
-    )
+    class_index = _check_class_index(class_index, images.shape[0])
+    fill = _fill(baseline, images)
+    curves = _loop_curves(model, images, saliency, steps, from_logits, images, fill, class_index)
     return _finish(curves, return_curves)
 
 
@@ -543,9 +756,12 @@ def insertion_auc_loop(
     images,
     saliency,
     steps=None,
-    from_logits=True,
+    from_logits=None,
     blur_kernel_size=None,
     return_curves=False,
+    class_index=None,
+    baseline=None,
+    max_cells=MAX_CELLS,
 ):
     """Reference insertion AUC: one forward pass per step and per image.
 
@@ -564,19 +780,10 @@ def insertion_auc_loop(
     (1,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps)
-    from_logits = check_bool("from_logits", from_logits)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
-    if blur_kernel_size is None:
-        blur_kernel_size = default_blur_kernel_size(*images.shape[1:3])
-    blurred = box_blur(images, _check_kernel_size(blur_kernel_size))
-    curves = _loop_curves(
-        model,
-        images,
-        saliency,
-        steps,
-        from_logits,
-        start=lambda b: blurred[b],
-        perturbed=lambda b: images[b],
-    )
+    class_index = _check_class_index(class_index, images.shape[0])
+    start = _insertion_start(baseline, blur_kernel_size, images)
+    curves = _loop_curves(model, images, saliency, steps, from_logits, start, images, class_index)
     return _finish(curves, return_curves)

@@ -1,4 +1,8 @@
-"""Backbones and classifiers: ResNets at low/high resolution, BR-NPA/B-CNN/GAP heads."""
+"""Backbones and classifiers: ResNets at low/high resolution, BR-NPA/B-CNN/GAP heads.
+
+Also helpers that look inside any Keras classifier (``find_layer``,
+``default_feature_layer``, ``output_activation``, ``logits_view``).
+"""
 
 from keras_brnpa.models.backbones import RESNET_CONFIGS
 from keras_brnpa.models.backbones import RESOLUTION_STRIDES
@@ -9,6 +13,13 @@ from keras_brnpa.models.classifier import build_classifier
 from keras_brnpa.models.classifier import feature_shape
 from keras_brnpa.models.embedding import build_embedding_model
 from keras_brnpa.models.embedding import with_id_logits
+from keras_brnpa.models.inspection import default_feature_layer
+from keras_brnpa.models.inspection import find_layer
+from keras_brnpa.models.inspection import is_graph_model
+from keras_brnpa.models.inspection import logits_view
+from keras_brnpa.models.inspection import output_activation
+from keras_brnpa.models.inspection import outputs_look_like_probabilities
+from keras_brnpa.models.inspection import resolve_from_logits
 
 __all__ = [
     "RESNET_CONFIGS",
@@ -17,7 +28,14 @@ __all__ = [
     "build_backbone",
     "build_classifier",
     "build_embedding_model",
+    "default_feature_layer",
     "feature_shape",
+    "find_layer",
+    "is_graph_model",
+    "logits_view",
+    "output_activation",
+    "outputs_look_like_probabilities",
+    "resolve_from_logits",
     "to_high_resolution",
     "with_id_logits",
 ]
