@@ -327,4 +327,96 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
     return path
 
 
-__all__ = ["PART_COLORS", "overlay", "plot_curves", "save_gallery"]
+def save_retrieval_gallery(path, queries, results, query_maps=None, result_maps=None,
+                           correct=None, query_titles=None, alpha=0.6, cell_size=1.4, dpi=100):
+    """Write a PNG of retrievals: one row per query, its top-k results after it.
+
+    The first column is the query, the next ``k`` its ranked results
+    (re-identification: the nearest gallery images; few-shot: the nearest
+    support images). With maps, every picture is drawn with ``overlay``
+    (part maps in one colour per part); with ``correct``, each result gets
+    a green (right identity / class) or red (wrong) frame.
+
+    Args:
+        path: output file, ending in ``.png``.
+        queries: ``(Q, H, W, C)`` query images.
+        results: ``(Q, k, H, W, C)`` retrieved images, best first.
+        query_maps: ``None`` or ``(Q, h, w[, P])`` maps of the queries.
+        result_maps: ``None`` or ``(Q, k, h, w[, P])`` maps of the results.
+        correct: ``None`` or a boolean array ``(Q, k)``.
+        query_titles: ``None`` or ``Q`` labels written on the queries.
+        alpha, cell_size, dpi: as for ``save_gallery``.
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np, keras_brnpa
+    >>> rng = np.random.default_rng(0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "retrieval.png")
+    >>> keras_brnpa.visualize.save_retrieval_gallery(
+    ...     path, rng.random((2, 32, 32, 3)), rng.random((2, 3, 32, 32, 3)),
+    ...     query_maps=rng.random((2, 4, 4, 3)), result_maps=rng.random((2, 3, 4, 4, 3)),
+    ...     correct=np.array([[True, False, True], [False, False, True]])) == path
+    True
+    """
+    queries = _array("queries", queries)
+    results = _array("results", results)
+    if queries.ndim != 4 or 0 in queries.shape:
+        raise invalid("queries", f"<array of shape {queries.shape}>", "an array (Q, H, W, C)")
+    n = len(queries)
+    if results.ndim != 5 or len(results) != n or 0 in results.shape:
+        raise invalid("results", f"<array of shape {results.shape}>", f"an array ({n}, k, H, W, C)")
+    k = results.shape[1]
+    if query_maps is not None:
+        query_maps = _array("query_maps", query_maps)
+        if query_maps.ndim not in (3, 4) or len(query_maps) != n:
+            raise invalid("query_maps", f"<array of shape {query_maps.shape}>",
+                          f"None or maps ({n}, h, w[, P])")
+    if result_maps is not None:
+        result_maps = _array("result_maps", result_maps)
+        if result_maps.ndim not in (4, 5) or result_maps.shape[:2] != (n, k):
+            raise invalid("result_maps", f"<array of shape {result_maps.shape}>",
+                          f"None or maps ({n}, {k}, h, w[, P])")
+    if correct is not None:
+        correct = _array("correct", correct)
+        if correct.shape != (n, k):
+            raise invalid("correct", f"<array of shape {correct.shape}>", f"None or booleans ({n}, {k})")
+    if query_titles is not None and (isinstance(query_titles, str) or len(query_titles) != n):
+        raise invalid("query_titles", query_titles, f"None or a list of {n} strings")
+    path = _check_path(path)
+
+    def picture(image, maps):
+        return _image_to_float(image) if maps is None else overlay(image, maps, alpha=alpha)
+
+    height, width = queries.shape[1:3]
+    aspect = height / width
+    figure = _figure((1 + k) * cell_size + 0.1, n * cell_size * aspect, dpi)
+    grid = figure.add_gridspec(n, k + 1, left=0.0, right=1.0, bottom=0.0, top=1.0,
+                               wspace=0.08, hspace=0.04)
+    fontsize = max(5.0, 4.0 * cell_size)
+    box = dict(facecolor="black", alpha=0.6, pad=1.0, linewidth=0)
+    for row in range(n):
+        for col in range(k + 1):
+            axis = figure.add_subplot(grid[row, col])
+            if col == 0:
+                axis.imshow(picture(queries[row], None if query_maps is None else query_maps[row]))
+                label = "query" if query_titles is None else str(query_titles[row])
+                axis.text(0.03, 0.97, label, transform=axis.transAxes, va="top", ha="left",
+                          fontsize=fontsize, color="white", bbox=box)
+            else:
+                maps = None if result_maps is None else result_maps[row, col - 1]
+                axis.imshow(picture(results[row, col - 1], maps))
+                if correct is not None:
+                    colour = (0.1, 0.8, 0.1) if correct[row, col - 1] else (0.9, 0.1, 0.1)
+                    for spine in axis.spines.values():
+                        spine.set_edgecolor(colour)
+                        spine.set_linewidth(3)
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.savefig(path, dpi=dpi, format="png")
+    return path
+
+
+__all__ = ["PART_COLORS", "overlay", "plot_curves", "save_gallery", "save_retrieval_gallery"]
