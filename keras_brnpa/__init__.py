@@ -20,6 +20,7 @@ Example:
 from keras_brnpa import datasets
 from keras_brnpa import distillation
 from keras_brnpa import distribute
+from keras_brnpa import evaluation
 from keras_brnpa import explain
 from keras_brnpa import fewshot
 from keras_brnpa import losses
@@ -40,6 +41,7 @@ __all__ = [
     "datasets",
     "distillation",
     "distribute",
+    "evaluation",
     "explain",
     "fewshot",
     "losses",

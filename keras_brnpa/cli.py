@@ -688,7 +688,7 @@ def cmd_explain(args):
 
     model = load_model(args.model)
     try:
-        method = explain_module._canonical(args.method)
+        method = explain_module.method_name(args.method)
     except ValueError:
         raise CLIError(
             f"unknown method {args.method!r}: use one of {', '.join(explain_module.METHODS)}"
@@ -847,7 +847,7 @@ def cmd_evaluate(args):
 
     for method in methods:
         try:
-            explain_module._canonical(method)
+            explain_module.method_name(method)
         except ValueError:
             raise CLIError(
                 f"unknown method {method!r}: use one of {', '.join(explain_module.METHODS)}"

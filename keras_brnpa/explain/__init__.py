@@ -70,7 +70,24 @@ ALIASES = {
 _OPTIONAL_KEYWORDS = ("layer_name", "class_index", "from_logits", "seed")
 
 
-def _canonical(method):
+def method_name(method):
+    """The ``METHODS`` key of a method name or alias.
+
+    Case-insensitive; ``-``, ``_`` and spaces are ignored; aliases from
+    ``ALIASES`` are accepted.
+
+    Args:
+        method: a name such as ``"Grad-CAM++"`` or ``"grad_cam"``.
+
+    Returns:
+        The key of ``METHODS``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> keras_brnpa.explain.method_name("Grad-CAM++")
+    'gradcam++'
+    """
     if not isinstance(method, str):
         raise invalid("method", method, "one of " + ", ".join(repr(m) for m in METHODS))
     key = method.lower().replace("-", "").replace("_", "").replace(" ", "")
@@ -115,7 +132,7 @@ def explain(method, model, images, **kwargs):
     >>> keras_brnpa.explain.explain("brnpa", model, images, class_index=0).shape
     (2, 2, 2)
     """
-    function = METHODS[_canonical(method)]
+    function = METHODS[method_name(method)]
     accepted = set(inspect.signature(function).parameters)
     for key in list(kwargs):
         if key in accepted:
@@ -139,7 +156,9 @@ __all__ = [
     "feature_norm_map",
     "grad_cam",
     "grad_cam_plus_plus",
+    "method_name",
     "rise",
     "score_cam",
     "upsample",
 ]
+
