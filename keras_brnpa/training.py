@@ -25,9 +25,13 @@ import time
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
+#: The run record: name, settings, ``"running"`` or ``"finished"``.
 RUN_FILE = "run.json"
+#: The logs of every finished epoch.
 HISTORY_FILE = "history.json"
+#: The ``BackupAndRestore`` folder (state of the last finished epoch).
 BACKUP_DIR = "backup"
+#: The final model.
 MODEL_FILE = "model.keras"
 #: What ``clear_run`` (and ``overwrite=True``) removes from a run folder.
 RUN_FILES = (RUN_FILE, MODEL_FILE, HISTORY_FILE, BACKUP_DIR)

@@ -16,6 +16,8 @@ with ``tf.data``, with three changes that the package needs:
   metrics, aligned with the images.
 """
 
+import contextlib
+import io
 import os
 import warnings
 
@@ -101,19 +103,21 @@ def _index(directory, image_size, validation_split, subset, seed, class_names):
     """``(class_names, [file paths of each returned subset])`` from Keras."""
     import keras
 
-    result = keras.utils.image_dataset_from_directory(
-        directory,
-        labels="inferred",
-        label_mode="int",
-        class_names=class_names,
-        image_size=image_size,
-        batch_size=None,
-        shuffle=True,
-        seed=int(seed),
-        validation_split=validation_split,
-        subset=subset,
-        verbose=False,
-    )
+    # Keras prints "Using N files for training." whatever `verbose` says.
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = keras.utils.image_dataset_from_directory(
+            directory,
+            labels="inferred",
+            label_mode="int",
+            class_names=class_names,
+            image_size=image_size,
+            batch_size=None,
+            shuffle=True,
+            seed=int(seed),
+            validation_split=validation_split,
+            subset=subset,
+            verbose=False,
+        )
     subsets = list(result) if isinstance(result, (list, tuple)) else [result]
     return list(subsets[0].class_names), [list(s.file_paths) for s in subsets]
 
@@ -259,9 +263,9 @@ def image_folder(
         masks: ``None`` or a folder of ground-truth masks with the same
             relative paths as the images and the extension ``.png``
             (``masks/cat/1.png`` for ``directory/cat/1.jpg``), the same size
-            as their image; non-zero pixels are the region. A missing mask
-            is an error; a mask that cannot be decoded skips its image (and
-            is named in the warning). Masks are cropped and resized like
+            as their image; non-zero pixels are the region. A readable image
+            without a mask is an error; a mask that cannot be decoded skips
+            its image (and is named in the warning). Masks are cropped and resized like
             their image and yielded as boolean ``(height, width)`` arrays,
             for ``keras_brnpa.metrics.pointing_game`` and
             ``energy_in_mask``.
@@ -326,14 +330,16 @@ def image_folder(
     names, subsets = _index(directory, image_size, validation_split, subset, seed, class_names)
     class_index = {name: i for i, name in enumerate(names)}
     every = [path for paths in subsets for path in paths]
+    bad = _undecodable(tf, every)
     mask_of = {}
     if masks is not None:
-        mask_of = {path: _mask_path(masks, directory, path) for path in every}
+        # Only the readable images need a mask.
+        mask_of = {p: _mask_path(masks, directory, p) for p in every if p not in bad}
         missing = [m for m in mask_of.values() if not os.path.isfile(m)]
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise ValueError(f"image_folder: no mask {missing[0]} for its image{more}")
-    bad = _undecodable(tf, every + list(mask_of.values()))
+        bad |= _undecodable(tf, list(mask_of.values()))
     _warn_skipped(directory, bad, _other_files(directory, names))
     if masks is not None:
         _check_mask_sizes([(p, mask_of[p]) for p in every if p not in bad and mask_of[p] not in bad])
@@ -343,7 +349,7 @@ def image_folder(
     for position, paths in enumerate(subsets):
         training = position == 0 and subset != "validation"
         kept = sorted(
-            (p for p in paths if p not in bad and mask_of.get(p) not in bad),
+            (p for p in paths if p not in bad and (masks is None or mask_of[p] not in bad)),
             key=lambda p: (class_index[os.path.relpath(p, directory).split(os.sep)[0]], p),
         )
         if not kept:
