@@ -230,7 +230,9 @@ def image_folder(
     alphanumeric order (or ``class_names``), the files those ending in
     ``.bmp .gif .jpeg .jpg .png``, and ``validation_split`` keeps the last
     share of the file list shuffled with ``seed``, so that ``"training"``
-    and ``"validation"`` with the same seed never overlap.
+    and ``"validation"`` with the same seed never overlap (the split is
+    made before bad files are removed, so it does not move when a file
+    breaks).
 
     Images are float32 in ``[0, 1]``, channels last, resized to
     ``image_size``: the package's input convention (the synthetic data and
