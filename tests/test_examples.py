@@ -67,3 +67,35 @@ def test_compare_explanations(tmp_path):
 def test_every_example_has_a_smoke_flag(script):
     with open(os.path.join(EXAMPLES, script)) as f:
         assert "--smoke" in f.read(), f"{script} has no --smoke flag for the tests"
+
+
+def _results(out):
+    """``{head: {key: float}}`` from the ``RESULT head=... key=value`` lines."""
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            head = fields.pop("head")
+            rows[head] = {key: float(value) for key, value in fields.items()}
+    return rows
+
+
+def test_reid_synthetic(tmp_path):
+    out = _run("reid_synthetic.py", tmp_path, "--output", "reid")
+    rows = _results(out)
+    assert set(rows) == {"brnpa", "gap"}, out
+    for values in rows.values():
+        assert set(values) == {"untrained_rank1", "untrained_mAP", "rank1", "mAP"}
+        assert all(0.0 <= v <= 1.0 for v in values.values())
+    assert (tmp_path / "reid" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fewshot_synthetic(tmp_path):
+    out = _run("fewshot_synthetic.py", tmp_path, "--output", "fewshot")
+    rows = _results(out)
+    assert set(rows) == {"brnpa", "gap"}, out
+    for values in rows.values():
+        assert 0.0 <= values["accuracy_1shot"] <= 1.0 and 0.0 <= values["ci95_1shot"] < 0.5
+        assert 0.0 <= values["accuracy_5shot"] <= 1.0
+    assert re.search(r"brnpa +0\.\d{3} \+- 0\.\d{3}", out), out
+    assert (tmp_path / "fewshot" / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
