@@ -419,4 +419,90 @@ def save_retrieval_gallery(path, queries, results, query_maps=None, result_maps=
     return path
 
 
-__all__ = ["PART_COLORS", "overlay", "plot_curves", "save_gallery", "save_retrieval_gallery"]
+def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cmap="jet",
+                     part_labels=None):
+    """Write one explanation picture: the image beside its overlay, with a key.
+
+    The picture keeps the image's aspect ratio and is at least ``min_side``
+    pixels on its long side (small images are enlarged, pixels kept
+    sharp). A single map gets a colour bar (its values, low to high); part
+    maps ``(h, w, P)`` get a legend of the part colours (``PART_COLORS``).
+
+    Args:
+        path: output file ending in ``.png``.
+        image: ``(H, W, 3)`` (or gray) image at any size, in [0, 1], uint8
+            or any float range (see ``overlay``).
+        maps: ``(h, w)`` or ``(h, w, P)``, resized to the image.
+        title: optional text on top (e.g. ``"cat (p=0.93) - Grad-CAM"``).
+        min_side: int, the least number of pixels of the long side.
+        alpha, cmap: as for ``overlay``.
+        part_labels: optional names of the parts (default ``part 1``, ...).
+
+    Returns:
+        ``path``.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np, keras_brnpa
+    >>> image = np.random.default_rng(0).random((60, 90, 3))
+    >>> path = os.path.join(tempfile.mkdtemp(), "cat.png")
+    >>> keras_brnpa.visualize.save_explanation(
+    ...     path, image, np.random.default_rng(1).random((4, 6)), title="cat (p=0.93)") == path
+    True
+    >>> from PIL import Image
+    >>> width, height = Image.open(path).size
+    >>> width >= 2 * 512 * 0.9, height < width
+    (True, True)
+    """
+    import matplotlib
+    from matplotlib.colorbar import ColorbarBase
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch
+
+    picture = overlay(image, maps, alpha=alpha, cmap=cmap)
+    maps = _array("maps", maps).astype("float64")
+    if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 16:
+        raise invalid("min_side", min_side, "an int >= 16")
+    path = _check_path(path)
+    base = _image_to_float(image)
+    height, width = base.shape[:2]
+    scale = max(1.0, min_side / max(height, width))
+    dpi = 100
+    panel_w, panel_h = width * scale / dpi, height * scale / dpi
+    key_h, title_h = 0.55, (0.45 if title else 0.1)
+    figure = _figure(2 * panel_w + 0.1, panel_h + key_h + title_h, dpi)
+    total_h = panel_h + key_h + title_h
+    bottom = key_h / total_h
+    for i, shown in enumerate((base, picture)):
+        axis = figure.add_axes([i * (panel_w + 0.1) / (2 * panel_w + 0.1), bottom,
+                                panel_w / (2 * panel_w + 0.1), panel_h / total_h])
+        axis.imshow(shown, interpolation="nearest", aspect="auto")
+        axis.set_axis_off()
+    if title:
+        figure.text(0.5, 1 - 0.5 * title_h / total_h, str(title), ha="center", va="center",
+                    fontsize=12)
+    key = figure.add_axes([0.1, 0.45 * key_h / total_h, 0.8, 0.3 * key_h / total_h])
+    if maps.ndim == 2:
+        ColorbarBase(key, cmap=matplotlib.colormaps[cmap], norm=Normalize(maps.min(), maps.max()),
+                     orientation="horizontal")
+        key.tick_params(labelsize=8)
+    else:
+        parts = maps.shape[-1]
+        labels = list(part_labels) if part_labels is not None else [
+            f"part {k + 1}" for k in range(parts)]
+        key.set_axis_off()
+        key.legend(handles=[Patch(color=PART_COLORS[k % len(PART_COLORS)], label=labels[k])
+                            for k in range(parts)],
+                   loc="center", ncol=min(parts, 8), frameon=False, fontsize=9)
+    figure.savefig(path, dpi=dpi, format="png")
+    return path
+
+
+__all__ = [
+    "PART_COLORS",
+    "overlay",
+    "plot_curves",
+    "save_explanation",
+    "save_gallery",
+    "save_retrieval_gallery",
+]

@@ -8,13 +8,12 @@ import sys
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
+import keras_brnpa
 from keras_brnpa import cli
-
-# Lines that TensorFlow's C++ runtime prints on stderr when it is imported,
-# before any code of the package runs (they cannot be switched off from
-# Python; see the report of the CLI issue).
-_NATIVE_LOG_PREFIXES = ("WARNING: All log messages", "I0000", "W0000", "E0000", "To enable the")
+from keras_brnpa.cli import explain as explain_command
+from keras_brnpa.cli import demo as demo_command
 
 TRAIN = ["--image-size", "64", "--num-images", "16", "--num-classes", "3",
          "--batch-size", "16", "--eager", "--quiet"]
@@ -41,203 +40,302 @@ class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+def _history(folder):
+    with open(os.path.join(folder, "history.json")) as f:
+        return json.load(f)["epochs"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """An uninterrupted 2-epoch run and one interrupted after epoch 1."""
+    """An uninterrupted 2-epoch run and one interrupted after epoch 1, resumed."""
     root = tmp_path_factory.mktemp("runs")
     whole, broken = str(root / "whole"), str(root / "broken")
     assert cli.main(["train", *TRAIN, "--epochs", "2", "--output", whole]) == 0
-    interrupted = cli.main(
-        ["train", *TRAIN, "--epochs", "2", "--output", broken],
-        callbacks=[_InterruptAfterFirstEpoch()],
-    )
-    with open(os.path.join(broken, cli.HISTORY_FILE)) as f:
-        history_before = json.load(f)["epochs"]
-    state = {
-        "interrupted_code": interrupted,
-        "history_before": history_before,
-        "model_before": os.path.exists(os.path.join(broken, cli.MODEL_FILE)),
-        "backup_before": os.path.isdir(os.path.join(broken, cli.BACKUP_DIR)),
-    }
-    state["resumed_code"] = cli.main(["train", *TRAIN, "--epochs", "2", "--output", broken])
+    state = {"interrupted": cli.main(["train", *TRAIN, "--epochs", "2", "--output", broken],
+                                     callbacks=[_InterruptAfterFirstEpoch()])}
+    state["history_before"] = _history(broken)
+    state["resumed"] = cli.main(["train", *TRAIN, "--epochs", "2", "--output", broken])
     return whole, broken, state
-
-
-def _history(folder):
-    with open(os.path.join(folder, cli.HISTORY_FILE)) as f:
-        return json.load(f)["epochs"]
 
 
 def test_resume_after_interruption_ends_like_an_uninterrupted_run(runs):
     whole, broken, state = runs
-    assert state["interrupted_code"] == cli.EXIT_INTERRUPTED
+    assert state["interrupted"] == cli.EXIT_INTERRUPTED
     assert [e["epoch"] for e in state["history_before"]] == [1]
-    assert not state["model_before"] and state["backup_before"]
-    assert state["resumed_code"] == 0
+    assert state["resumed"] == 0
     resumed, reference = _history(broken), _history(whole)
     assert [e["epoch"] for e in resumed] == [1, 2] == [e["epoch"] for e in reference]
-    # Epoch 1 was not trained again: its logs are those of the first process.
     assert resumed[0] == state["history_before"][0]
-    # Same seed, same data order, restored weights and optimizer: as good.
-    np.testing.assert_allclose(resumed[1]["loss"], reference[1]["loss"], rtol=0.05)
-    assert resumed[1]["val_accuracy"] >= reference[1]["val_accuracy"] - 0.1
-    assert not os.path.exists(os.path.join(broken, cli.BACKUP_DIR))
-    with open(os.path.join(broken, cli.RUN_FILE)) as f:
+    np.testing.assert_allclose(resumed[1]["loss"], reference[1]["loss"], rtol=1e-4)
+    with open(os.path.join(broken, "run.json")) as f:
         run = json.load(f)
     assert run["status"] == "finished" and run["epochs_done"] == 2
-    # The saved model predicts like the trained one would: valid logits.
-    model = keras.models.load_model(os.path.join(broken, cli.MODEL_FILE))
+    assert run["class_names"] == keras_brnpa.datasets.class_names(3)
+    model = keras.models.load_model(os.path.join(broken, "model.keras"))
     assert model.output_shape == (None, 3)
 
 
 def test_finished_run_is_not_overwritten(runs, capsys):
     whole, _, _ = runs
-    path = os.path.join(whole, cli.MODEL_FILE)
+    path = os.path.join(whole, "model.keras")
     stamp = os.stat(path).st_mtime_ns
     code, _, err = _run(["train", *TRAIN, "--epochs", "2", "--output", whole], capsys)
-    assert code != 0
+    assert code == cli.EXIT_ERROR
     assert "--overwrite" in _one_error_line(err)
     assert os.stat(path).st_mtime_ns == stamp
 
 
-def test_overwrite_replaces_only_the_run_files(tmp_path, capsys):
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("user file")
-    (folder / cli.RUN_FILE).write_text(json.dumps({"command": "train", "status": "finished"}))
-    (folder / cli.MODEL_FILE).write_text("old")
-    cli._remove_artefacts(str(folder), cli.RUN_ARTEFACTS)
-    assert (folder / "notes.txt").read_text() == "user file"
-    assert not (folder / cli.MODEL_FILE).exists()
+# ------------------------------------------------------------------ explain
+def _write(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path)
+    return str(path)
 
 
-def test_unfinished_run_with_other_settings_is_refused(tmp_path, capsys):
-    folder = str(tmp_path / "run")
-    cli.start_run(folder, "train", {"epochs": 2}, overwrite=False)
-    with pytest.raises(cli.CLIError, match="epochs"):
-        cli.start_run(folder, "train", {"epochs": 3}, overwrite=False)
-    assert cli.start_run(folder, "train", {"epochs": 2}, overwrite=False) is True
-
-
-def test_explain_writes_overlays_and_reports_unreadable_images(runs, tmp_path, capsys):
-    from PIL import Image
-
+def test_explain_pictures_names_index_and_no_overwrite(runs, tmp_path, capsys):
     whole, _, _ = runs
-    good = tmp_path / "bird.png"
-    Image.fromarray(np.full((80, 70, 3), 120, "uint8")).save(good)
-    bad = tmp_path / "broken.jpg"
+    a = _write(tmp_path / "in" / "a" / "0.png", np.full((90, 200, 3), 120, "uint8"))
+    b = _write(tmp_path / "in" / "b" / "0.png", np.full((64, 64, 3), 30, "uint8"))
+    bad = tmp_path / "in" / "broken.jpg"
     bad.write_bytes(b"not an image")
-    out = tmp_path / "overlays"
-    code, stdout, err = _run(
-        ["explain", str(bad), str(good), "--model", os.path.join(whole, cli.MODEL_FILE),
-         "--output", str(out)],
-        capsys,
-    )
-    assert code != 0
-    assert "broken.jpg" in _one_error_line(err)
-    written = Image.open(out / "bird_brnpa.png")
-    assert written.size == (128, 64)  # the image and its overlay, 64 px each
-    assert "bird.png" in stdout
+    out = tmp_path / "out"
+    argv = ["explain", a, b, str(bad), "--model", os.path.join(whole, "model.keras"),
+            "--method", "brnpa,attention", "--method", "gradcam", "--output", str(out), "--quiet"]
+    code, _, err = _run(argv, capsys)
+    assert code == cli.EXIT_ERROR and "broken.jpg" in _one_error_line(err)
+    index = json.loads((out / "explanations.json").read_text())
+    assert index["methods"] == ["brnpa", "attention", "gradcam"]
+    assert [e["input"] for e in index["images"]] == [a, b]
+    names = keras_brnpa.datasets.class_names(3)
+    for entry in index["images"]:
+        assert entry["class_name"] == names[entry["class_index"]]
+        assert 0 < entry["probability"] <= 1
+        assert len(set(entry["outputs"].values())) == 3
+    # Relative paths mirrored: a/0 and b/0 do not collide.
+    picture = Image.open(out / "a" / "0_gradcam.png")
+    width, height = picture.size
+    assert max(width, height) >= 512 and width > 2 * height  # the 200x90 aspect, side by side
+    assert (out / "b" / "0_attention.png").exists()
+    stamp = os.stat(out / "a" / "0_gradcam.png").st_mtime_ns
+    code, _, err = _run(argv[:3] + argv[4:], capsys)
+    assert code == cli.EXIT_ERROR and "--overwrite" in _one_error_line(err)
+    assert os.stat(out / "a" / "0_gradcam.png").st_mtime_ns == stamp
 
 
+def test_read_image_16_bit_grayscale_and_rgba(tmp_path):
+    wide = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(wide).save(path)
+    assert Image.open(path).mode.startswith("I")
+    image = explain_command.read_image(str(path))
+    np.testing.assert_allclose(image[0, :, 0], [0.0, 32768 / 65535, 1.0], atol=1e-6)
+    assert image.shape == (1, 3, 3)
+    rgba = np.zeros((2, 2, 4), "uint8")
+    rgba[..., 0] = 255
+    rgba[..., 3] = 10
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_allclose(explain_command.read_image(str(tmp_path / "rgba.png"))[0, 0],
+                               [1.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def tutorial_model(tmp_path_factory):
+    """A Keras-tutorial classifier: Rescaling(1/255) inside, softmax head; and its twin."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(3, name="dense")(x)
+    softmax = keras.Model(inputs, keras.layers.Softmax()(logits))
+    twin = keras.Model(inputs, logits)
+    root = tmp_path_factory.mktemp("tutorial")
+    softmax.save(root / "softmax.keras")
+    twin.save(root / "logits.keras")
+    return softmax, str(root / "softmax.keras"), str(root / "logits.keras")
+
+
+def test_explain_reads_the_models_scale_and_softmax(tutorial_model, tmp_path, capsys):
+    model, path, _ = tutorial_model
+    pixels = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype("uint8")
+    image = _write(tmp_path / "x.png", pixels)
+    code, _, err = _run(["explain", image, "--model", path, "--output", str(tmp_path / "o"),
+                         "--quiet"], capsys)
+    assert code == 0, err
+    entry = json.loads((tmp_path / "o" / "explanations.json").read_text())["images"][0]
+    expected = keras.ops.convert_to_numpy(model(pixels[None].astype("float32")))[0]
+    assert entry["class_index"] == int(expected.argmax())
+    assert entry["probability"] == pytest.approx(float(expected.max()), rel=1e-4)
+    assert entry["outputs"] == {"gradcam": str(tmp_path / "o" / "x_gradcam.png")}
+
+
+def test_evaluate_softmax_model_scores_like_its_logits_twin(tutorial_model, tmp_path, capsys):
+    _, softmax_path, logits_path = tutorial_model
+    scores = {}
+    for name, path in (("softmax", softmax_path), ("logits", logits_path)):
+        out = tmp_path / name
+        code, _, err = _run(["evaluate", "--model", path, "--num-images", "6", "--num-classes",
+                             "3", "--steps", "4", "--methods", "gradcam,rise", "--rise-masks",
+                             "8", "--output", str(out), "--quiet"], capsys)
+        assert code == 0, err
+        scores[name] = json.loads((out / "metrics.json").read_text())["rows"]
+        assert (out / "report.md").exists() and (out / "gallery.png").exists()
+    for a, b in zip(scores["softmax"], scores["logits"]):
+        assert a["iauc"] == pytest.approx(b["iauc"], abs=1e-5)
+        assert a["dauc"] == pytest.approx(b["dauc"], abs=1e-5)
+
+
+# -------------------------------------------------------- your own folder
+def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
+    pictures, labels, _ = keras_brnpa.datasets.synthetic_parts(24, 64, 2, seed=0)
+    for i, (picture, label) in enumerate(zip(pictures, labels)):
+        _write(tmp_path / "data" / ["oak", "elm"][label] / f"{i}.png",
+               (picture * 255).round().astype("uint8"))
+    out = tmp_path / "run"
+    code, _, err = _run(["train", "--data", str(tmp_path / "data"), "--image-size", "64",
+                         "--epochs", "1", "--batch-size", "8", "--eager", "--quiet",
+                         "--output", str(out)], capsys)
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["class_names"] == ["elm", "oak"]
+    assert run["config"]["data"] == str(tmp_path / "data")
+    code, stdout, err = _run(["evaluate", "--model", str(out / "model.keras"), "--data",
+                              str(tmp_path / "data"), "--steps", "2", "--quiet"], capsys)
+    assert code == 0, err
+    assert "| brnpa |" in stdout
+
+
+# ------------------------------------------------------------------ errors
 @pytest.mark.parametrize(
-    "argv, words",
+    "argv, code, words",
     [
-        (["train", "--dataset", "no_such_set_xyz"], ["unknown dataset", "no_such_set_xyz"]),
-        (["train", "--backbone", "resnet7"], ["unknown backbone", "resnet7"]),
-        (["train", "--head", "mlp"], ["unknown head", "mlp"]),
-        (["train", "--epochs", "0"], ["--epochs"]),
-        (["explain", "x.png", "--model", "MISSING"], ["not found", "missing.keras"]),
-        (["evaluate", "--model", "MISSING"], ["not found"]),
-        (["frobnicate"], ["invalid choice"]),
+        (["train", "--dataset", "no_such_set_xyz"], 2, ["--dataset", "no_such_set_xyz"]),
+        (["train", "--backbone", "resnet7"], 2, ["--backbone", "resnet7"]),
+        (["train", "--head", "mlp"], 2, ["--head", "mlp"]),
+        (["train", "--epochs", "0"], 2, ["--epochs"]),
+        (["train", "--dropout", "1.5"], 2, ["--dropout", "1.5"]),
+        (["train", "--seed", "-1"], 2, ["--seed", "-1"]),
+        (["train", "--num-classes", "1"], 2, ["--num-classes"]),
+        (["train", "--image-size", "32", "--num-images", "4"], 2, ["n_parts"]),
+        (["train", "--weights", "./missing.h5"], 2, ["--weights", "missing.h5"]),
+        (["train", "--data", "MISSINGDIR"], 2, ["--data"]),
+        (["explain", "x.png", "--model", "MISSING"], 2, ["IMAGE", "x.png"]),
+        (["evaluate", "--model", "MISSING"], 1, ["--model", "not found"]),
+        (["frobnicate"], 2, ["invalid choice"]),
     ],
 )
-def test_errors_are_one_line_without_traceback(argv, words, tmp_path, capsys):
-    argv = [a.replace("MISSING", str(tmp_path / "missing.keras")) for a in argv]
+def test_errors_name_the_option_and_touch_nothing(argv, code, words, tmp_path, capsys):
+    argv = [a.replace("MISSINGDIR", str(tmp_path / "nodir"))
+            .replace("MISSING", str(tmp_path / "missing.keras")) for a in argv]
+    out = tmp_path / "out"
     if argv[0] == "train":
-        argv += ["--output", str(tmp_path / "out")]
-    code, _, err = _run(argv, capsys)
-    assert code != 0
+        argv += ["--output", str(out), "--eager", "--quiet"]
+    got, _, err = _run(argv, capsys)
+    assert got == code, err
     line = _one_error_line(err)
     assert line.startswith("brnpa")
     for word in words:
         assert word in line
+    assert not out.exists()  # validated before the output folder is touched
 
 
-def test_corrupt_model_file(tmp_path, capsys):
-    corrupt = tmp_path / "model.keras"
-    corrupt.write_bytes(b"PK\x03\x04 this is not a keras archive")
-    code, _, err = _run(["evaluate", "--model", str(corrupt)], capsys)
-    assert code != 0
-    assert "cannot load the model" in _one_error_line(err)
+def test_methods_errors_are_usage_errors(tutorial_model, capsys):
+    _, path, _ = tutorial_model
+    for methods, word in ((",", "no method"), ("gradcam,nope", "nope"),
+                          ("attention", "build_classifier")):
+        code, _, err = _run(["evaluate", "--model", path, "--methods", methods], capsys)
+        assert code == cli.EXIT_USAGE, err
+        assert word in _one_error_line(err) and "--methods" in err
 
 
-def test_unwritable_output_folder(tmp_path, capsys):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("x")
-    code, _, err = _run(["train", *TRAIN, "--output", str(blocker / "run")], capsys)
-    assert code != 0
-    assert "output folder" in _one_error_line(err)
+def test_corrupt_and_truncated_model_files(tutorial_model, tmp_path, capsys):
+    _, path, _ = tutorial_model
+    random_bytes = tmp_path / "random.keras"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(2000))
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(open(path, "rb").read()[:1500])
+    for bad in (random_bytes, truncated):
+        code, _, err = _run(["evaluate", "--model", str(bad)], capsys)
+        assert code == cli.EXIT_ERROR
+        assert "not a valid .keras file" in _one_error_line(err)
 
 
-def test_console_error_in_a_real_process(tmp_path):
-    """The installed entry point: exit status, one line, no traceback, and
-    ``tensorflow_datasets`` never imported for the synthetic data."""
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    with keras_brnpa.cli._common.output_lock(str(out)):
+        code, _, err = _run(["train", *TRAIN, "--epochs", "1", "--output", str(out)], capsys)
+    assert code == cli.EXIT_ERROR
+    assert "another brnpa command" in _one_error_line(err)
+    assert not (out / "run.json").exists()
+
+
+def test_help_and_version_load_no_backend_and_print_nothing_on_stderr():
     code = (
         "import sys\n"
         "from keras_brnpa.cli import main\n"
-        "status = main(['train', '--backbone', 'vgg', '--output', sys.argv[1]])\n"
+        "for argv in (['--help'], ['train', '--help'], ['explain', '--help'], ['--version']):\n"
+        "    assert main(argv) == 0\n"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "--input-scale" in result.stdout and "(default: 5)" in result.stdout
+
+
+def test_console_error_in_a_real_process_has_no_native_log_lines(tmp_path):
+    """The entry point after Keras is loaded: exactly one line on stderr."""
+    code = (
+        "import sys\n"
+        "from keras_brnpa.cli import main\n"
+        "status = main(['evaluate', '--model', sys.argv[1]])\n"
         "assert 'tensorflow_datasets' not in sys.modules, 'tfds imported eagerly'\n"
         "sys.exit(status)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == cli.EXIT_USAGE, result.stderr
-    lines = [
-        line for line in result.stderr.splitlines()
-        if line.strip() and not line.startswith(_NATIVE_LOG_PREFIXES)
-    ]
-    assert lines == ["brnpa train: error: unknown backbone 'vgg': use one of "
-                     + ", ".join(cli.BACKBONES)], result.stderr
-    assert "Traceback" not in result.stderr
+    missing = str(tmp_path / "missing.keras")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code, missing], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == cli.EXIT_ERROR, result.stderr
+    assert result.stderr.splitlines() == [
+        f"brnpa evaluate: error: --model: model file not found: {missing}"], result.stderr
 
 
+# -------------------------------------------------------------------- demo
 def test_demo_smoke_writes_report_metrics_and_galleries(tmp_path, capsys):
     out = tmp_path / "demo"
-    code, stdout, err = _run(["demo", "--smoke", "--quiet", "--output", str(out)], capsys)
+    code, _, err = _run(["demo", "--smoke", "--quiet", "--output", str(out)], capsys)
     assert code == 0, err
     report = (out / "report.md").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(pngs) >= 2
+    assert pngs == ["deletion_curves.png", "gallery_attention.png", "gallery_explanations.png"]
     for png in pngs:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert png in report
-    expected = {"BR-NPA (low res.)", "BR-NPA (high res.)", "B-CNN", "Grad-CAM",
-                "Grad-CAM++", "Score-CAM", "RISE"}
-    assert set(metrics["methods"]) == expected
-    for label, scores in metrics["methods"].items():
-        assert 0 <= scores["dauc"] <= 1 and 0 <= scores["iauc"] <= 1
-        assert 0 <= scores["pointing_game"] <= 1
-        assert f"| {label} |" in report
-        # The report's verdicts are computed from these numbers.
-    for baseline in expected - {"BR-NPA (low res.)", "BR-NPA (high res.)"}:
+    labels = [label for label, _, _ in demo_command.PLAN]
+    assert [row["method"] for row in metrics["rows"]] == labels
+    for row in metrics["rows"]:
+        assert 0 <= row["dauc"] <= 1 and 0 <= row["iauc"] <= 1
+        assert 0 <= row["pointing_game"] <= 1
+        assert f"| {row['method']} |" in report
+    assert set(metrics["models"]) == {"cnn", "bcnn", "brnpa_low", "brnpa_high"}
+    for baseline in ("B-CNN", "Grad-CAM", "Grad-CAM++", "Score-CAM", "RISE"):
         assert f"- Against {baseline}, BR-NPA (high res.) is" in report
-    # A second run without --overwrite refuses to touch the finished demo.
     code, _, err = _run(["demo", "--smoke", "--output", str(out)], capsys)
     assert code != 0 and "--overwrite" in _one_error_line(err)
 
 
 def test_verdicts_follow_the_direction_of_each_metric():
-    methods = {
+    rows = {
         "ours": {"accuracy": 0.9, "dauc": 0.10, "iauc": 0.50, "sparsity": 3.0,
                  "pointing_game": 0.5, "energy_in_mask": 0.30},
         "base": {"accuracy": 0.9, "dauc": 0.20, "iauc": 0.70, "sparsity": 2.0,
                  "pointing_game": 0.5, "energy_in_mask": 0.10},
     }
-    sentence = cli.verdicts(methods, "ours", "base")
+    sentence = demo_command.verdicts(rows, "ours", "base")
     better, rest = sentence.split("; worse on ")
     worse, same = rest.split("; on par on ")
     assert "DAUC" in better and "sparsity" in better and "energy in mask" in better

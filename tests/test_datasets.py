@@ -262,4 +262,4 @@ def test_preprocess_training_keeps_mask_and_image_aligned():
 
 
 # That importing keras_brnpa does not import tensorflow_datasets is checked
-# in a fresh process by tests/test_cli.py::test_console_error_in_a_real_process.
+# in a fresh process by tests/test_cli.py::test_console_error_in_a_real_process_has_no_native_log_lines.

@@ -340,6 +340,8 @@ def compare_explanations(
     options=None,
     class_names=None,
     verbose=False,
+    layer_name=None,
+    from_logits=None,
 ):
     """Score explanation methods on one or several models, in one table.
 
@@ -367,7 +369,12 @@ def compare_explanations(
         options: optional dict ``{method name: kwargs}`` applied to every
             use of that method (e.g. ``{"rise": {"n_masks": 500}}``).
         class_names: optional list of class names (for the pictures).
-        verbose: print one line per explanation.
+        verbose: print one line per explanation, and show the progress
+            bars of the slow methods (RISE, Score-CAM).
+        layer_name: the layer of the gradient/activation methods (see
+            ``explain.grad_cam``); ``None``: each method's default.
+        from_logits: ``None`` (detected per model), ``True`` or ``False``;
+            passed to the methods and the metrics.
 
     Returns:
         An ``ExplanationReport``: ``rows``, ``to_markdown()``,
@@ -424,6 +431,11 @@ def compare_explanations(
         kwargs = dict(kwargs)
         kwargs.setdefault("batch_size", batch_size)
         kwargs.setdefault("seed", seed)
+        kwargs.setdefault("verbose", 1 if verbose else 0)
+        if layer_name is not None:
+            kwargs.setdefault("layer_name", layer_name)
+        if from_logits is not None:
+            kwargs.setdefault("from_logits", from_logits)
         try:
             maps = explain.explain(method, model, images, **kwargs)
         except ValueError as error:
@@ -431,12 +443,10 @@ def compare_explanations(
         maps = np.asarray(maps, "float32")
         if maps.ndim == 4:  # all parts: part 1, the most active region
             maps = maps[..., 0]
-        dauc, deletion = metrics.deletion_auc(
-            model, images, maps, steps=steps, batch_size=2 * batch_size, return_curves=True
-        )
-        iauc, insertion = metrics.insertion_auc(
-            model, images, maps, steps=steps, batch_size=2 * batch_size, return_curves=True
-        )
+        scoring = dict(steps=steps, batch_size=2 * batch_size, return_curves=True,
+                       from_logits=from_logits)
+        dauc, deletion = metrics.deletion_auc(model, images, maps, **scoring)
+        iauc, insertion = metrics.insertion_auc(model, images, maps, **scoring)
         row = {
             "method": label,
             "model": name,

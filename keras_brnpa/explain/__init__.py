@@ -67,7 +67,7 @@ ALIASES = {
 
 # Keywords that only some methods take; ``explain`` drops them for the
 # others, so that one set of options can be passed to every method.
-_OPTIONAL_KEYWORDS = ("layer_name", "class_index", "from_logits", "seed")
+_OPTIONAL_KEYWORDS = ("layer_name", "class_index", "from_logits", "seed", "verbose")
 
 
 def method_name(method):
@@ -113,8 +113,8 @@ def explain(method, model, images, **kwargs):
             ``"brnpa"``, ``"attention"`` and ``"feature_norm"``).
         images: array ``(B, H, W, C)``.
         **kwargs: the method's arguments (``batch_size``, ``upsample``,
-            ...). ``layer_name``, ``class_index``, ``from_logits`` and
-            ``seed`` are silently dropped for methods that do not take them
+            ...). ``layer_name``, ``class_index``, ``from_logits``,
+            ``seed`` and ``verbose`` are silently dropped for methods that do not take them
             (the attention maps do not depend on a class); any other
             unknown keyword raises a ``ValueError``.
 

@@ -133,6 +133,17 @@ def upsample(maps, size):
     return resize(array.astype("float64"), size)
 
 
+def progress(total, verbose, label, unit="image"):
+    """``update(done)``: a Keras progress bar when ``verbose``, else nothing."""
+    if verbose not in (0, 1, False, True):
+        raise invalid("verbose", verbose, "0 (silent) or 1 (a progress bar)")
+    if not verbose:
+        return lambda done: None
+    print(label, flush=True)
+    bar = keras.utils.Progbar(total, unit_name=unit)
+    return lambda done: bar.update(done)
+
+
 def batches(n, batch_size):
     """Yield slices covering ``range(n)`` in chunks of ``batch_size``."""
     for start in range(0, n, batch_size):

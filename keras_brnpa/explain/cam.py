@@ -314,6 +314,7 @@ def score_cam(
     upsample=False,
     from_logits=None,
     max_channels=None,
+    verbose=0,
 ):
     """Score-CAM: a channel's weight is the class probability of the image
     masked by that channel.
@@ -337,6 +338,7 @@ def score_cam(
             logits, or the output itself for probabilities).
         max_channels: ``None`` (every channel) or an int: per image, only
             the channels with the largest mean activation are used.
+        verbose: 0 (silent) or 1 (a Keras progress bar over the images).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -353,10 +355,13 @@ def score_cam(
     if max_channels is not None:
         max_channels = check_positive_int("max_channels", max_channels)
     setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+    progress = _utils.progress(len(setup.images), verbose, "Score-CAM")
+    maps = []
     with setup.output_scale() as scale:
-        return setup.finish(
-            [_score_cam_map(setup, index, scale, max_channels) for index in setup.batches()]
-        )
+        for index in setup.batches():
+            maps.append(_score_cam_map(setup, index, scale, max_channels))
+            progress(index.stop)
+    return setup.finish(maps)
 
 
 def _score_cam_map(setup, index, scale, max_channels):

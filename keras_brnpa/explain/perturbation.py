@@ -50,6 +50,7 @@ def rise(
     class_index=None,
     upsample=False,
     from_logits=None,
+    verbose=0,
 ):
     """RISE: saliency as the probability-weighted mean of random masks.
 
@@ -74,6 +75,8 @@ def rise(
         class_index: ``None`` (the predicted class), an int or one per image.
         upsample: the map is already at the image size; ``False`` or
             ``True`` keep it, a tuple ``(H, W)`` resizes it.
+        verbose: 0 (silent) or 1 (a Keras progress bar over the masked
+            images).
         from_logits: ``None`` (auto-detect from the model's final layer,
             or from its outputs when the layers do not say; see
             ``models.resolve_from_logits``), ``True`` if the model outputs
@@ -114,6 +117,7 @@ def rise(
     from_logits = resolve_from_logits(model, from_logits, outputs)
     generator = RiseMasks(n_masks, mask_size, float(p), (height, width), seed)
     saliency = np.zeros((n_images, height, width), dtype="float64")
+    progress = _utils.progress(n_images * n_masks, verbose, "RISE", unit="masked image")
     for chunk in _utils.batches(n_images * n_masks, batch_size):
         flat = np.arange(chunk.start, chunk.stop)
         image_ids, mask_ids = flat // n_masks, flat % n_masks
@@ -123,6 +127,7 @@ def rise(
             _utils.call_model(model, masked, pad_to=batch_size), classes[image_ids], from_logits
         )
         np.add.at(saliency, image_ids, scores[:, None, None] * masks)
+        progress(chunk.stop)
     saliency /= n_masks * float(p)
     saliency = saliency.astype("float32")
     if size is not None and size != (height, width):

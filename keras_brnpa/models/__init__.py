@@ -14,14 +14,18 @@ from keras_brnpa.models.classifier import feature_shape
 from keras_brnpa.models.embedding import build_embedding_model
 from keras_brnpa.models.embedding import with_id_logits
 from keras_brnpa.models.inspection import default_feature_layer
+from keras_brnpa.models.inspection import INPUT_SCALES
 from keras_brnpa.models.inspection import find_layer
+from keras_brnpa.models.inspection import input_scale
 from keras_brnpa.models.inspection import is_graph_model
 from keras_brnpa.models.inspection import logits_view
 from keras_brnpa.models.inspection import output_activation
 from keras_brnpa.models.inspection import outputs_look_like_probabilities
 from keras_brnpa.models.inspection import resolve_from_logits
+from keras_brnpa.models.inspection import scale_images
 
 __all__ = [
+    "INPUT_SCALES",
     "RESNET_CONFIGS",
     "RESOLUTION_STRIDES",
     "attention_model",
@@ -31,11 +35,13 @@ __all__ = [
     "default_feature_layer",
     "feature_shape",
     "find_layer",
+    "input_scale",
     "is_graph_model",
     "logits_view",
     "output_activation",
     "outputs_look_like_probabilities",
     "resolve_from_logits",
+    "scale_images",
     "to_high_resolution",
     "with_id_logits",
 ]

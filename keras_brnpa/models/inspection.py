@@ -436,3 +436,95 @@ def logits_view(model):
             operation.call = saved
         else:
             del operation.call
+
+
+# ------------------------------------------------------------- the input
+#: Input conventions a model may expect, for images read in [0, 1].
+INPUT_SCALES = ("0-1", "0-255", "imagenet")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _first_layers(model):
+    """The layers a model applies first, nested models opened, in order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if _is_container(layer):
+            yield from _first_layers(layer)
+        else:
+            yield layer
+
+
+def input_scale(model):
+    """The pixel range a classifier expects, read from its own first layers.
+
+    A ``Rescaling`` layer with a scale of at most 1/100 (``1/255``,
+    ``1/127.5``) before any convolution or dense layer means the model
+    takes 0-255 pixels; a ``Normalization`` layer whose mean exceeds 2
+    too. Otherwise the package's convention, [0, 1], is assumed (the
+    ``build_classifier`` models, the synthetic data and ``image_folder``
+    use it). A model that expects ImageNet mean/std inputs without a layer
+    that says so cannot be told apart: pass the scale explicitly.
+
+    Args:
+        model: a functional or ``Sequential`` ``keras.Model``.
+
+    Returns:
+        ``"0-1"`` or ``"0-255"``.
+
+    Example:
+
+    >>> import keras, keras_brnpa
+    >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255),
+    ...     keras.layers.Conv2D(2, 3)])
+    >>> keras_brnpa.models.input_scale(model)
+    '0-255'
+    """
+    import numpy as np
+
+    if not _is_container(model):
+        return "0-1"
+    for layer in _first_layers(model):
+        if isinstance(layer, keras.layers.Rescaling):
+            scale = np.asarray(layer.scale, "float64")
+            return "0-255" if np.all(np.abs(scale) <= 0.01) else "0-1"
+        if isinstance(layer, keras.layers.Normalization):
+            mean = getattr(layer, "mean", None)
+            if mean is None:
+                return "0-1"
+            mean = np.asarray(keras.ops.convert_to_numpy(mean), "float64")
+            return "0-255" if np.any(mean > 2.0) else "0-1"
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Flatten)):
+            break
+    return "0-1"
+
+
+def scale_images(images, scale):
+    """Images in [0, 1] converted to a model's input convention.
+
+    Args:
+        images: array ``(..., 3)`` in [0, 1].
+        scale: ``"0-1"`` (unchanged), ``"0-255"`` (times 255) or
+            ``"imagenet"`` (minus the ImageNet mean, over its std).
+
+    Returns:
+        float32 NumPy array of the same shape.
+
+    Example:
+
+    >>> import numpy as np, keras_brnpa
+    >>> keras_brnpa.models.scale_images(np.full((1, 3), 0.5), "0-255").tolist()
+    [[127.5, 127.5, 127.5]]
+    """
+    import numpy as np
+
+    if scale not in INPUT_SCALES:
+        raise invalid("scale", scale, "one of " + ", ".join(repr(s) for s in INPUT_SCALES))
+    images = np.asarray(images, "float32")
+    if scale == "0-255":
+        return images * np.float32(255.0)
+    if scale == "imagenet":
+        return ((images - np.asarray(IMAGENET_MEAN, "float32"))
+                / np.asarray(IMAGENET_STD, "float32")).astype("float32")
+    return images
