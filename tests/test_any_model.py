@@ -189,7 +189,7 @@ def test_class_index_equals_the_loop_and_a_numpy_curve(twins):
     logits = keras.ops.convert_to_numpy(logits_model(images)).astype("float64")
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     _, curves = metrics.deletion_auc(logits_model, images, saliency, steps=5,
-                                     class_index=[0, 3, 1], return_curves=True)
+                                     class_index=[0, 3, 1], return_curves=True, start_point=True)
     np.testing.assert_allclose(curves[:, 0], probs[[0, 1, 2], [0, 3, 1]], rtol=1e-5)
     default = metrics.deletion_auc(logits_model, images, saliency, steps=5)
     predicted = metrics.deletion_auc(logits_model, images, saliency, steps=5,
@@ -209,9 +209,10 @@ def test_insertion_baselines(twins):
     np.testing.assert_allclose(as_array, default, atol=1e-7)
     np.testing.assert_allclose(as_callable, default, atol=1e-7)
     grey, curves = metrics.insertion_auc(logits_model, images, saliency, steps=4, baseline=127.0,
-                                         return_curves=True)
+                                         return_curves=True, start_point=True)
     ref, ref_curves = faithfulness.insertion_auc_loop(
-        logits_model, images, saliency, steps=4, baseline=127.0, return_curves=True)
+        logits_model, images, saliency, steps=4, baseline=127.0, return_curves=True,
+        start_point=True)
     np.testing.assert_allclose(curves, ref_curves, atol=1e-6)
     # Step 0 is the constant image.
     logits = keras.ops.convert_to_numpy(logits_model(np.full_like(images, 127.0))).astype("float64")
@@ -226,11 +227,12 @@ def test_saliency_grid_rule():
     grid = metrics.saliency_grid
     assert grid((15, 15), (64, 64)) == (16, 16)  # finer, never coarser
     assert grid((8, 8), (64, 64)) == (8, 8)  # tiles: kept
-    assert grid((64, 64), (64, 64)) == (32, 32)  # 4096 cells > 1024
+    assert grid((64, 64), (64, 64)) == (32, 32)  # 4096 cells > 56 * 56: both axes shrink
     assert grid((64, 64), (64, 64), max_cells=None) == (64, 64)
     assert grid((56, 56), (448, 448), max_cells=None) == (56, 56)
     assert grid((5, 7), (24, 30)) == (6, 10)
     assert grid((100, 3), (64, 64), max_cells=64) == (16, 4)  # the axis with more cells shrinks
+    assert grid((64, 32), (64, 64), max_cells=64) == (8, 8)
     for (h, w), (height, width) in [((15, 9), (64, 48)), ((64, 96), (64, 96)), ((3, 50), (30, 40))]:
         gh, gw = grid((h, w), (height, width))
         assert height % gh == 0 and width % gw == 0 and gh * gw <= metrics.MAX_CELLS
@@ -257,9 +259,9 @@ def test_non_tiling_and_large_maps_equal_the_loop(twins):
     pixel = np.random.default_rng(7).random((1, SIZE, SIZE))
     _, curves = metrics.insertion_auc(logits_model, images[:1], pixel, return_curves=True,
                                       max_cells=64)
-    assert curves.shape == (1, 65)
+    assert curves.shape == (1, 64)
     ref = faithfulness.insertion_auc_loop(logits_model, images[:1], pixel, max_cells=64)
-    np.testing.assert_allclose(np.trapezoid(curves[0], dx=1 / 64), ref[0], atol=1e-6)
+    np.testing.assert_allclose(np.trapezoid(curves[0], dx=1 / 63), ref[0], atol=1e-6)
 
 
 # --------------------------------------------------------- subclassed models

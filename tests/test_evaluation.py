@@ -50,7 +50,7 @@ def test_rows_equal_direct_calls(setup):
             np.nanmean(metrics.energy_in_mask(maps, masks)), abs=1e-6)
         predicted = np.asarray(model.predict(images, verbose=0)).argmax(-1)
         assert row["accuracy"] == pytest.approx(np.mean(predicted == labels))
-    assert report.curves["deletion"]["cnn: gradcam"].shape == (4, 5)
+    assert report.curves["deletion"]["cnn: gradcam"].shape == (4, 4)
     table = report.to_markdown().splitlines()
     assert table[0].startswith("| method | model | map | accuracy | DAUC")
     assert len(table) == 4 and "cnn: gradcam" in table[3]

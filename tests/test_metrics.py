@@ -60,7 +60,10 @@ def naive_box_blur(images, k):
 
 
 def trapezoid(curve):
+    """Trapezoid area of points evenly spread on [0, 1] (one point: itself)."""
     curve = np.asarray(curve, np.float64)
+    if len(curve) == 1:
+        return curve[0]
     steps = len(curve) - 1
     return sum((curve[t] + curve[t + 1]) / 2 for t in range(steps)) / steps
 
@@ -77,7 +80,7 @@ def test_deletion_matches_loop(steps):
     ref_auc, ref_curves = faithfulness.deletion_auc_loop(
         model, images, saliency, steps=steps, baseline=0.5, return_curves=True
     )
-    assert auc.shape == (2,) and curves.shape == (2, steps + 1)
+    assert auc.shape == (2,) and curves.shape == (2, steps)
     np.testing.assert_allclose(curves, ref_curves, atol=1e-5, rtol=0)
     np.testing.assert_allclose(auc, ref_auc, atol=1e-5, rtol=0)
     # The curves are not trivially constant: the perturbation matters.
@@ -212,16 +215,23 @@ def test_deletion_curve_by_hand_with_ties():
     auc, curve = keras_brnpa.metrics.deletion_auc(
         mean_model, image, saliency, steps=4, from_logits=False, return_curves=True
     )
-    # Remaining blocks (value k + 1, each a quarter of the image):
+    # Remaining blocks (value k + 1, each a quarter of the image), after
+    # 0, 1, ..., 4 deleted cells; the curve has no point for the intact image.
     expected = [(1 + 2 + 3 + 4) / 4, (1 + 3 + 4) / 4, (1 + 4) / 4, 4 / 4, 0.0]
-    np.testing.assert_allclose(curve[0], expected, atol=1e-6)
-    np.testing.assert_allclose(auc, [trapezoid(expected)], atol=1e-6)
-    # Steps = 8 over 4 cells: Python's round(t / 2) = 0, 0, 1, 2, 2, 2, 3, 4, 4.
+    np.testing.assert_allclose(curve[0], expected[1:], atol=1e-6)
+    np.testing.assert_allclose(auc, [trapezoid(expected[1:])], atol=1e-6)
+    # Steps = 8 over 4 cells: Python's round(t / 2) for t = 1..8: 0, 1, 2, 2, 2, 3, 4, 4.
     _, curve8 = keras_brnpa.metrics.deletion_auc(
         mean_model, image, saliency, steps=8, from_logits=False, return_curves=True
     )
-    counts = [round(t * 4 / 8) for t in range(9)]
+    counts = [round(t * 4 / 8) for t in range(1, 9)]
     np.testing.assert_allclose(curve8[0], [expected[n] for n in counts], atol=1e-6)
+    # start_point=True: the intact image first (the curve of 0.1).
+    auc0, curve0 = keras_brnpa.metrics.deletion_auc(
+        mean_model, image, saliency, steps=4, from_logits=False, return_curves=True,
+        start_point=True)
+    np.testing.assert_allclose(curve0[0], expected, atol=1e-6)
+    np.testing.assert_allclose(auc0, [trapezoid(expected)], atol=1e-6)
 
 
 def test_insertion_curve_by_hand():
@@ -239,11 +249,11 @@ def test_insertion_curve_by_hand():
     auc, curve = keras_brnpa.metrics.insertion_auc(
         mean_model, image, saliency, steps=4, from_logits=False, blur_kernel_size=3, return_curves=True
     )
-    np.testing.assert_allclose(curve[0], expected, atol=1e-6)
-    np.testing.assert_allclose(auc, [trapezoid(expected)], atol=1e-6)
+    np.testing.assert_allclose(curve[0], expected[1:], atol=1e-6)
+    np.testing.assert_allclose(auc, [trapezoid(expected[1:])], atol=1e-6)
     # The last step is the intact image; zero padding darkens the blur.
     assert curve[0, -1] == pytest.approx(image.mean())
-    assert curve[0, 0] < image.mean()
+    assert expected[0] < image.mean()
 
 
 def test_array_baseline_and_tensor_inputs():
@@ -259,7 +269,7 @@ def test_array_baseline_and_tensor_inputs():
         baseline=baseline,
         return_curves=True,
     )
-    expected = [(1 + 2 + 3 + 4) / 4, (1 + 2 + 3 + 4) / 4, (1 + 2 + 2 + 4) / 4, (2 + 2 + 2 + 4) / 4, 2.0]
+    expected = [(1 + 2 + 3 + 4) / 4, (1 + 2 + 2 + 4) / 4, (2 + 2 + 2 + 4) / 4, 2.0]
     np.testing.assert_allclose(curve[0], expected, atol=1e-6)
 
 

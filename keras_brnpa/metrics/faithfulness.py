@@ -7,25 +7,32 @@ The definition (the paper's, made exact):
   W), max_cells)``, whose cells tile the image (``fit_saliency``): per
   axis the smallest divisor of the image side that is ``>=`` the map side
   (a map that tiles the image is kept as it is), then, while the grid has
-  more than ``max_cells`` cells, the longer axis goes down to its next
-  smaller divisor. An axis is resampled by block means when the grid
-  divides it, bilinearly otherwise. The image is cut into ``gh * gw``
-  blocks of ``H / gh x W / gw`` pixels, one per cell.
+  more than ``max_cells`` cells (default 56x56), the axis with more cells
+  (both on a tie) goes down to its next smaller divisor. An axis is
+  resampled by block means when the grid divides it, bilinearly
+  otherwise. The image is cut into ``gh * gw`` blocks of ``H / gh x W /
+  gw`` pixels, one per cell.
 - The cells are ordered by decreasing saliency, ties by lower flat
   (row-major) index first: ``np.argsort(-saliency, kind="stable")``.
 - ``c`` is ``class_index``, by default the class the model predicts on
   the intact image.
-- For ``t = 0 .. steps`` the first ``n_t = round(t * h * w / steps)``
+- For ``t = 1 .. steps`` the first ``n_t = round(t * cells / steps)``
   cells (Python's ``round``, half to even) are *removed* (deletion: their
-  block is set to ``baseline``) or *restored* (insertion: start from the
-  image blurred by a ``k x k`` box filter with zero padding, divided by
-  ``k**2``, and put the original blocks back).
+  block is set to ``baseline``) or *restored* (insertion: start from
+  ``baseline``, by default the image blurred by a ``k x k`` box filter
+  with zero padding, divided by ``k**2``, and put the original blocks
+  back).
 - ``score_t`` is the softmax probability of ``c`` (``from_logits=True``)
   or the model's output for ``c`` itself (``from_logits=False``);
   ``from_logits=None`` reads it from the model (a final softmax or sigmoid
   means probabilities; see ``models.resolve_from_logits``).
-- AUC is the trapezoid rule over the fraction ``t / steps`` in ``[0, 1]``:
-  the mean over ``t`` of ``(score_t + score_{t+1}) / 2``.
+- As in the authors' code, the curve has one point after each step, no
+  point for the unperturbed image: ``steps`` points spread evenly over
+  ``[0, 1]``; the AUC is their trapezoid area, the mean over ``t`` of
+  ``(score_t + score_{t+1}) / 2`` (one step: the score itself).
+  ``start_point=True`` adds the ``t = 0`` point (the intact image for
+  deletion, the start image for insertion): ``steps + 1`` points, the
+  curve of keras_brnpa 0.1.
 
 ``deletion_auc`` and ``insertion_auc`` build the perturbed images with
 NumPy broadcasting, chunk by chunk, and evaluate them in batches of
@@ -68,8 +75,9 @@ def _check_images(images):
     return images
 
 
-#: Default largest number of cells of the deletion/insertion grid.
-MAX_CELLS = 1024
+#: Default largest number of cells of the deletion/insertion grid: 56x56,
+#: the paper's high-resolution maps at 448 px, one cell per step.
+MAX_CELLS = 56 * 56
 
 
 def _divisors(n):
@@ -83,8 +91,8 @@ def saliency_grid(map_size, image_size, max_cells=MAX_CELLS):
     map side (the image side itself for a map larger than the image), so
     that a map that tiles the image keeps its cells and any other is made
     slightly finer, never coarser. Then, while the grid has more than
-    ``max_cells`` cells, the axis with more cells goes down to its next
-    smaller divisor. The number of forward passes per image is at most the
+    ``max_cells`` cells, the axis with more cells (both on a tie) goes down
+    to its next smaller divisor. The number of forward passes per image is at most the
     number of cells plus one.
 
     Args:
@@ -102,6 +110,8 @@ def saliency_grid(map_size, image_size, max_cells=MAX_CELLS):
     (16, 16)
     >>> keras_brnpa.metrics.saliency_grid((64, 64), (64, 64))
     (32, 32)
+    >>> keras_brnpa.metrics.saliency_grid((56, 56), (448, 448))
+    (56, 56)
     >>> keras_brnpa.metrics.saliency_grid((7, 7), (224, 224))
     (7, 7)
     """
@@ -114,10 +124,11 @@ def saliency_grid(map_size, image_size, max_cells=MAX_CELLS):
         options.append(divisors)
     if max_cells is not None:
         while grid[0] * grid[1] > max_cells and (grid[0] > 1 or grid[1] > 1):
-            axis = 0 if grid[0] >= grid[1] else 1
-            if grid[axis] == 1:
-                axis = 1 - axis
-            grid[axis] = max(d for d in options[axis] if d < grid[axis])
+            # The axis with more cells shrinks; on a tie both do.
+            axes = [0, 1] if grid[0] == grid[1] else [0 if grid[0] > grid[1] else 1]
+            for axis in axes:
+                if grid[axis] > 1:
+                    grid[axis] = max(d for d in options[axis] if d < grid[axis])
     return int(grid[0]), int(grid[1])
 
 
@@ -430,6 +441,9 @@ def _class_scores(outputs, classes, from_logits):
 
 
 def _area(curves):
+    """Trapezoid area over points evenly spread on [0, 1] (one point: itself)."""
+    if curves.shape[1] == 1:
+        return curves[:, 0].copy()
     return ((curves[:, :-1] + curves[:, 1:]) / 2).mean(axis=1)
 
 
@@ -492,7 +506,9 @@ def _batched_curves(
     return scores[:, inverse]
 
 
-def _finish(curves, return_curves):
+def _finish(curves, return_curves, start_point):
+    if not start_point:
+        curves = curves[:, 1:]  # the authors' curve: a point after each step only
     auc = _area(curves)
     if return_curves:
         return auc, curves
@@ -512,6 +528,7 @@ def deletion_auc(
     return_curves=False,
     class_index=None,
     max_cells=MAX_CELLS,
+    start_point=False,
 ):
     """Deletion AUC (DAUC, lower is better), batched.
 
@@ -553,11 +570,16 @@ def deletion_auc(
             callable ``f(images) -> array`` of the images' shape.
         return_curves: also return the curves.
         max_cells: the most cells of the grid (``None``: no limit).
+        start_point: ``False`` (the authors' curve): one point after each
+            step, ``steps`` points spread over [0, 1]; ``True``: the intact
+            image is a first point too, ``steps + 1`` points (the curve of
+            keras_brnpa 0.1).
 
     Returns:
         NumPy ``(B,)`` AUCs in ``[0, 1]`` for probabilities; with
         ``return_curves=True`` a tuple ``(auc, curves)``, ``curves`` of
-        shape ``(B, steps + 1)`` (the score at each step, step 0 = intact).
+        shape ``(B, steps)`` (the score after each step; ``(B, steps + 1)``
+        with ``start_point=True``, step 0 = intact).
 
     Example:
 
@@ -570,7 +592,7 @@ def deletion_auc(
     >>> auc, curves = keras_brnpa.metrics.deletion_auc(
     ...     model, images, saliency, steps=8, return_curves=True)
     >>> auc.shape, curves.shape
-    ((2,), (2, 9))
+    ((2,), (2, 8))
     >>> bool(np.allclose(auc, keras_brnpa.metrics.faithfulness.deletion_auc_loop(
     ...     model, images, saliency, steps=8), atol=1e-5))
     True
@@ -582,12 +604,13 @@ def deletion_auc(
     batch_size = check_positive_int("batch_size", batch_size)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
+    start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
     curves = _batched_curves(
         model, images, saliency, steps, batch_size, from_logits, fill, False, class_index
     )
-    return _finish(curves, return_curves)
+    return _finish(curves, return_curves, start_point)
 
 
 def insertion_auc(
@@ -602,6 +625,7 @@ def insertion_auc(
     class_index=None,
     baseline=None,
     max_cells=MAX_CELLS,
+    start_point=False,
 ):
     """Insertion AUC (IAUC, higher is better), batched.
 
@@ -646,11 +670,15 @@ def insertion_auc(
             ``(H, W, C)`` or ``(B, H, W, C)``, or a callable
             ``f(images) -> array`` of the images' shape.
         max_cells: the most cells of the grid (``None``: no limit).
+        start_point: ``False`` (the authors' curve): one point after each
+            step, ``steps`` points spread over [0, 1]; ``True``: the start
+            image is a first point too (``steps + 1`` points).
 
     Returns:
         NumPy ``(B,)`` AUCs; with ``return_curves=True`` a tuple
-        ``(auc, curves)``, ``curves`` of shape ``(B, steps + 1)`` (step 0 =
-        start image, last step = intact image).
+        ``(auc, curves)``, ``curves`` of shape ``(B, steps)`` (the score
+        after each step, the last one the intact image; ``(B, steps + 1)``
+        with ``start_point=True``, step 0 = start image).
 
     Example:
 
@@ -672,12 +700,13 @@ def insertion_auc(
     batch_size = check_positive_int("batch_size", batch_size)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
+    start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _batched_curves(
         model, images, saliency, steps, batch_size, from_logits, start, True, class_index
     )
-    return _finish(curves, return_curves)
+    return _finish(curves, return_curves, start_point)
 
 
 # ----------------------------------------------------------------- reference
@@ -723,6 +752,7 @@ def deletion_auc_loop(
     return_curves=False,
     class_index=None,
     max_cells=MAX_CELLS,
+    start_point=False,
 ):
     """Reference deletion AUC: one forward pass per step and per image.
 
@@ -745,10 +775,11 @@ def deletion_auc_loop(
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
+    start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
     curves = _loop_curves(model, images, saliency, steps, from_logits, images, fill, class_index)
-    return _finish(curves, return_curves)
+    return _finish(curves, return_curves, start_point)
 
 
 def insertion_auc_loop(
@@ -762,6 +793,7 @@ def insertion_auc_loop(
     class_index=None,
     baseline=None,
     max_cells=MAX_CELLS,
+    start_point=False,
 ):
     """Reference insertion AUC: one forward pass per step and per image.
 
@@ -783,7 +815,8 @@ def insertion_auc_loop(
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
+    start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _loop_curves(model, images, saliency, steps, from_logits, start, images, class_index)
-    return _finish(curves, return_curves)
+    return _finish(curves, return_curves, start_point)
