@@ -3,6 +3,7 @@
 import os
 
 from keras_brnpa.cli import _common
+from keras_brnpa.cli import _data
 from keras_brnpa.cli import train as train_command
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import say
@@ -14,7 +15,7 @@ def add_parser(commands):
         description="Train the high-resolution twin of a classifier (strides of the last "
         "two stages set to 1, 4x finer maps) as the student of the trained low-resolution "
         "teacher (keras_brnpa.Distiller). Resumable like train.")
-    _common.add_data_options(parser)
+    _data.add_data_options(parser)
     train_command.add_training_options(parser, epochs=3)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
     parser.add_argument("--temperature", type=_common.positive_float, default=4.0,
@@ -37,13 +38,13 @@ def build_student(teacher):
 
 def run(args, callbacks=()):
     """``brnpa distill``: validate, load, build, then claim the folder and fit."""
-    _common.check_data_options(args)
+    _data.check_data_options(args)
     keras = _common.import_keras()
     import keras_brnpa
 
     teacher = _common.load_model(args.teacher, option="--teacher")
     keras.utils.set_random_seed(args.seed)
-    train, val, class_names = _common.load_training_data(args)
+    train, val, class_names = _data.load_training_data(args)
     if teacher.output_shape[-1] != len(class_names):
         raise CLIError(f"--teacher: the teacher has {teacher.output_shape[-1]} classes but the "
                        f"data has {len(class_names)}")

@@ -4,6 +4,7 @@ import contextlib
 import os
 
 from keras_brnpa.cli import _common
+from keras_brnpa.cli import _data
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
@@ -42,7 +43,7 @@ def add_parser(commands):
         description="Explain the test images of a data set with one or several methods and "
         "score the maps (DAUC, IAUC, sparsity; pointing game and energy in mask when masks "
         "exist), with the model's accuracy. Works with any .keras classifier.")
-    _common.add_data_options(parser, num_images=200)
+    _data.add_data_options(parser, num_images=200)
     add_model_options(parser, batch_size=False)
     parser.add_argument("--methods", default="auto",
                         help="comma-separated explanation methods (brnpa, attention, gradcam, "
@@ -110,7 +111,7 @@ def method_options(args):
 
 def run(args, callbacks=()):
     """``brnpa evaluate``: every option checked before the output is touched."""
-    _common.check_data_options(args)
+    _data.check_data_options(args)
     if args.output and not args.overwrite:
         from keras_brnpa.evaluation.compare import REPORT_FILES
 
@@ -124,8 +125,8 @@ def run(args, callbacks=()):
     model = _common.load_model(args.model)
     methods = parse_methods(args.methods, model)
     args.image_size = _common.model_image_size(model, args.image_size)[0]
-    class_names = _common.read_class_names(args.class_names, args.model)
-    images01, labels, masks, data_names = _common.load_test_data(args)
+    class_names = _data.read_class_names(args.class_names, args.model)
+    images01, labels, masks, data_names = _data.load_test_data(args)
     classes = model.output_shape[-1]
     if classes != len(data_names):
         raise CLIError(f"--model: the model has {classes} classes but the data has "

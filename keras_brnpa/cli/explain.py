@@ -4,6 +4,7 @@ import json
 import os
 
 from keras_brnpa.cli import _common
+from keras_brnpa.cli import _data
 from keras_brnpa.cli import evaluate as evaluate_command
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
@@ -99,7 +100,7 @@ def run(args, callbacks=()):
 
     model = _common.load_model(args.model)
     methods = parse_method_options(args.method, model)
-    class_names = _common.read_class_names(args.class_names, args.model)
+    class_names = _data.read_class_names(args.class_names, args.model)
     n_classes = model.output_shape[-1]
     if class_names is not None and len(class_names) != n_classes:
         raise UsageError(f"--class-names: {len(class_names)} names for a model with "

@@ -5,6 +5,7 @@ import os
 import sys
 
 from keras_brnpa.cli import _common
+from keras_brnpa.cli import _data
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
@@ -42,7 +43,7 @@ def add_parser(commands):
         description="Train a classifier (ResNet or tiny backbone, BR-NPA, B-CNN or GAP head) "
         "on the embedded synthetic data, a TensorFlow Datasets set or your own folder of "
         "class subfolders (--data). Rerun the same command after an interruption to resume.")
-    _common.add_data_options(parser)
+    _data.add_data_options(parser)
     add_training_options(parser, epochs=5)
     parser.add_argument("--backbone", choices=_common.BACKBONES, default="tiny",
                         help="the feature extractor")
@@ -156,7 +157,7 @@ def fit_and_save(model, target, train_data, val_data, args, callbacks, class_nam
 
 def config_of(args, keys):
     config = {key: getattr(args, key) for key in keys}
-    config.update(_common.data_source(args))
+    config.update(_data.data_source(args))
     return config
 
 
@@ -167,14 +168,14 @@ DATA_KEYS = ("image_size", "batch_size", "num_images", "num_classes", "seed",
 # --------------------------------------------------------------- command
 def run(args, callbacks=()):
     """``brnpa train``: validate, load, build, then claim the folder and fit."""
-    _common.check_data_options(args)
+    _data.check_data_options(args)
     if args.weights is not None and os.sep in args.weights and not os.path.exists(args.weights):
         raise UsageError(f"--weights: file not found: {args.weights}")
     keras = _common.import_keras()
     from keras_brnpa import models
 
     keras.utils.set_random_seed(args.seed)
-    train, val, class_names = _common.load_training_data(args)
+    train, val, class_names = _data.load_training_data(args)
     with distribution(args.distribute) as replicas:
         try:
             model = models.build_classifier(

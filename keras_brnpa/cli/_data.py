@@ -1,0 +1,167 @@
+"""The data options of ``train``, ``distill`` and ``evaluate``: the embedded
+synthetic data, a TensorFlow Datasets set, or your own folder (``--data``),
+all loaded by ``keras_brnpa.datasets``."""
+
+import os
+
+from keras_brnpa.cli._common import SYNTHETIC
+from keras_brnpa.cli._common import CLIError
+from keras_brnpa.cli._common import UsageError
+from keras_brnpa.cli._common import class_count
+from keras_brnpa.cli._common import first_line
+from keras_brnpa.cli._common import positive_int
+from keras_brnpa.cli._common import seed
+from keras_brnpa.cli._common import unit_float
+
+def add_data_options(parser, image_size=64, num_images=3000, training=True):
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--dataset", default=SYNTHETIC,
+        help="'synthetic' (the embedded data) or a TensorFlow Datasets name: "
+        "caltech_birds2011, oxford_iiit_pet, stanford_dogs, cars196, ...")
+    source.add_argument(
+        "--data", default=None, metavar="DIR",
+        help="your own images: a folder with one subfolder per class (PNG, JPEG, BMP, GIF)")
+    parser.add_argument("--masks", default=None, metavar="DIR",
+                        help="with --data: ground-truth masks, same relative paths, PNG")
+    parser.add_argument("--validation-split", type=unit_float, default=0.2,
+                        help="with --data: share of the images held out for validation")
+    parser.add_argument("--data-dir", default=None, help="tfds data folder")
+    parser.add_argument("--download", action="store_true",
+                        help="let tfds download a missing data set")
+    parser.add_argument("--image-size", type=positive_int, default=image_size,
+                        help="images are resized to this many pixels per side")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
+    parser.add_argument("--num-images", type=positive_int, default=num_images,
+                        help="synthetic data: number of images (evaluate: at most this many "
+                        "test images of any source)")
+    parser.add_argument("--num-classes", type=class_count, default=5,
+                        help="synthetic data: number of classes")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (data, weights)")
+
+
+def data_source(args):
+    """The data options as recorded in a run's settings."""
+    if args.data is not None:
+        return {"data": os.path.abspath(args.data)}
+    return {"dataset": args.dataset}
+
+
+def check_data_options(args):
+    """Errors in the data options, before anything is loaded or written."""
+    if args.data is not None:
+        if not os.path.isdir(args.data):
+            raise UsageError(f"--data: not a folder: {args.data}")
+        if args.masks is not None and not os.path.isdir(args.masks):
+            raise UsageError(f"--masks: not a folder: {args.masks}")
+        return
+    if args.masks is not None:
+        raise UsageError("--masks goes with --data (your own image folder)")
+    if args.dataset == SYNTHETIC:
+        return
+    from keras_brnpa.datasets.tfds_loaders import TFDS_DATASETS
+
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UsageError(
+            f"--dataset: unknown dataset {args.dataset!r}: tensorflow-datasets is not "
+            "installed, so only 'synthetic' is available (pip install 'keras-brnpa[tfds]'); "
+            "for your own images use --data DIR") from None
+    try:
+        tfds.builder_cls(args.dataset)
+    except Exception:
+        raise UsageError(
+            f"--dataset: unknown dataset {args.dataset!r}: use 'synthetic', a TensorFlow "
+            f"Datasets name such as {', '.join(TFDS_DATASETS)}, or --data DIR for a folder "
+            "of your own images") from None
+
+
+def load_training_data(args):
+    """``(train, validation, class_names)`` for ``train`` and ``distill``."""
+    from keras_brnpa import datasets
+
+    size = args.image_size
+    try:
+        if args.data is not None:
+            split = args.validation_split or None
+            if split is None:
+                train = datasets.image_folder(args.data, size, args.batch_size, seed=args.seed,
+                                              as_numpy=True)
+                return train, None, train.class_names
+            train, val = datasets.image_folder(
+                args.data, size, args.batch_size, validation_split=split, subset="both",
+                seed=args.seed, as_numpy=True)
+            return train, val, train.class_names
+        if args.dataset == SYNTHETIC:
+            x, y, _ = datasets.synthetic_parts(args.num_images, size, args.num_classes, args.seed)
+            n_val = max(1, min(500, args.num_images // 5))
+            vx, vy, _ = datasets.synthetic_parts(n_val, size, args.num_classes, args.seed + 1000)
+            train = datasets.ArrayDataset(x, y, args.batch_size, shuffle=True, seed=args.seed)
+            val = datasets.ArrayDataset(vx, vy, args.batch_size)
+            return train, val, datasets.class_names(args.num_classes)
+        train, info = datasets.load_tfds(
+            args.dataset, "train", size, training=True, batch_size=args.batch_size,
+            data_dir=args.data_dir, download=args.download, seed=args.seed, with_info=True)
+        val = datasets.load_tfds(
+            args.dataset, "test", size, training=False, batch_size=args.batch_size,
+            data_dir=args.data_dir, download=args.download)
+        return train, val, list(info.features["label"].names)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise CLIError(first_line(error)) from None
+
+
+def load_test_data(args):
+    """``(images, labels, masks or None, class_names)`` NumPy arrays for ``evaluate``."""
+    import numpy as np
+
+    from keras_brnpa import datasets
+
+    size, n = args.image_size, args.num_images
+    try:
+        if args.data is not None:
+            data = datasets.image_folder(args.data, size, args.batch_size, shuffle=False,
+                                         masks=args.masks, seed=args.seed, as_numpy=True)
+            masks = data.masks[:n] if data.masks is not None else None
+            return data.x[:n], data.y[:n], masks, data.class_names
+        if args.dataset == SYNTHETIC:
+            x, y, m = datasets.synthetic_parts(n, size, args.num_classes, args.seed + 2000)
+            return x, y, m, datasets.class_names(args.num_classes)
+        data, info = datasets.load_tfds(
+            args.dataset, f"test[:{n}]", size, training=False, batch_size=args.batch_size,
+            with_masks=True, data_dir=args.data_dir, download=args.download, with_info=True)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise CLIError(first_line(error)) from None
+    batches = list(data.as_numpy_iterator())
+    return (
+        np.concatenate([b[0] for b in batches]),
+        np.concatenate([b[1] for b in batches]),
+        np.concatenate([b[2] for b in batches]),
+        list(info.features["label"].names),
+    )
+
+
+def read_class_names(option, model_path=None):
+    """Class names from ``--class-names`` (a file, one per line, or a comma list),
+    else from the run folder of the model (``run.json``), else ``None``."""
+    import json
+
+    if option:
+        if os.path.isfile(option):
+            with open(option) as f:
+                names = [line.strip() for line in f if line.strip()]
+        else:
+            names = [name.strip() for name in option.split(",") if name.strip()]
+        if not names:
+            raise UsageError(f"--class-names: no class name in {option!r}")
+        return names
+    if model_path:
+        run = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+        try:
+            with open(run) as f:
+                names = json.load(f).get("class_names")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return names
+    return None
