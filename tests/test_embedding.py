@@ -109,7 +109,14 @@ def test_brief_reid_training_raises_rank1():
             data["query"]["cameras"], data["gallery"]["cameras"])
 
     keras.utils.set_random_seed(0)
-    model = build_embedding_model(backbone="tiny", head="brnpa", resolution="high", input_shape=SHAPE)
+    # A two-convolution backbone (8x8x64 maps): fast on every backend.
+    convs = keras.Sequential([
+        keras.Input(SHAPE),
+        keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
+    ], name="convs")
+    model = build_embedding_model(backbone=convs, head="brnpa", n_parts=3)
+    assert model.get_layer("backbone").output_shape == (None, 8, 8, 64)
     before = evaluate(model)
     trainer = with_id_logits(model, num_ids=32)
     trainer.compile(
@@ -120,8 +127,10 @@ def test_brief_reid_training_raises_rank1():
     batches = keras_brnpa.datasets.IdentityBalancedDataset(
         data["train"]["images"], data["train"]["labels"], identities_per_batch=8,
         images_per_identity=4, steps_per_epoch=20, targets=("embedding", "logits"))
-    trainer.fit(batches, epochs=8, verbose=0)
+    trainer.fit(batches, epochs=4, verbose=0)
     after = evaluate(model)
-    # Measured (TensorFlow): rank-1 0.14 -> ~0.4, mAP 0.09 -> ~0.3.
-    assert after["rank-1"] > before["rank-1"] + 0.15, (before, after)
-    assert after["mAP"] > before["mAP"] + 0.1, (before, after)
+    # Measured: rank-1 0.06-0.08 -> 0.59-0.64, mAP 0.07 -> 0.59-0.65
+    # (TensorFlow, torch).
+    assert before["rank-1"] < 0.25, before
+    assert after["rank-1"] > before["rank-1"] + 0.3, (before, after)
+    assert after["mAP"] > before["mAP"] + 0.25, (before, after)

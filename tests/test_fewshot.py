@@ -121,8 +121,8 @@ def test_prototypical_training_beats_untrained():
                   loss=keras_brnpa.losses.PrototypicalLoss(n_way=5, k_shot=1))
     episodes = EpisodeDataset(data["train"]["images"], data["train"]["labels"], n_way=5, k_shot=1,
                               n_query=5, episodes_per_epoch=50)
-    model.fit(episodes, epochs=3, verbose=0)
+    model.fit(episodes, epochs=6, verbose=0)  # a plateau at log(5), then it learns
     after = evaluate_episodes(model, test["images"], test["labels"], **kwargs)
-    # Measured (TensorFlow): 0.20 -> 0.83 on classes never seen in training.
+    # Measured: 0.20 -> 0.71-0.83 (TensorFlow, JAX, torch) on classes never seen in training.
     assert before["accuracy"] < 0.35, before
     assert after["accuracy"] > before["accuracy"] + 0.25, (before, after)
