@@ -3,8 +3,12 @@
 import numpy as np
 
 
-def brnpa_numpy(features, n_parts, refine=True, epsilon=1e-5, start_indices=None):
+def brnpa_numpy(features, n_parts, refine=True, epsilon=1e-5, start_indices=None,
+                clamp_negative=False):
     """DESIGN.md section 1.1, written directly in float64 NumPy.
+
+    ``clamp_negative=True``: negative similarities count as 0 (the layer's
+    rule for signed features; no effect on non-negative features).
 
     ``features``: (B, H, W, C). ``start_indices``: optional (n_parts, B)
     locations to use instead of the argmax (for the random ablation).
@@ -22,6 +26,8 @@ def brnpa_numpy(features, n_parts, refine=True, epsilon=1e-5, start_indices=None
             j = int(np.argmax(score)) if start_indices is None else int(start_indices[k][i])
             r = flat[i, j]
             s = flat[i] @ r / (norm[i] * norm[i, j])
+            if clamp_negative:
+                s = np.maximum(s, 0.0)
             total = s.sum()
             if abs(total) > 1e-12:
                 a = s / total

@@ -236,14 +236,62 @@ def test_all_zero_features_give_uniform_maps():
     np.testing.assert_allclose(to_numpy(maps), 1.0 / 12)
 
 
-def test_zero_sum_similarities_fall_back_to_uniform():
-    # Two opposite vectors (possible without ReLU): similarities sum to 0.
+def test_opposite_vectors_are_not_part_of_the_part():
+    # Two opposite vectors (possible without ReLU): the unclamped
+    # similarities (1, -1) sum to 0; clamped, the map is (1, 0).
     x = np.zeros((1, 1, 2, 2), "float32")
     x[0, 0, 0] = [1.0, 0.0]
     x[0, 0, 1] = [-1.0, 0.0]
     vectors, maps = BRNPAAttention(n_parts=1)(x, return_attention_maps=True)
-    np.testing.assert_allclose(to_numpy(maps), 0.5)
-    np.testing.assert_allclose(to_numpy(vectors), 0.0, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(maps).ravel(), [1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(to_numpy(vectors).ravel(), [1.0, 0.0], atol=1e-5)
+
+
+def test_nearly_zero_features_fall_back_to_uniform():
+    # Norms far below epsilon: similarities sum to ~0, maps are uniform.
+    x = np.full((1, 2, 3, 2), 1e-20, "float32")
+    _, maps = BRNPAAttention(n_parts=2)(x, return_attention_maps=True)
+    np.testing.assert_allclose(to_numpy(maps), 1.0 / 6)
+
+
+def test_issue_16_signed_example_is_a_distribution():
+    x = np.zeros((1, 1, 3, 2), "float32")
+    x[0, 0, 0] = [1.0, 0.0]
+    x[0, 0, 1] = [-0.999, 0.0447]
+    _, maps = BRNPAAttention(n_parts=1)(x, return_attention_maps=True)
+    # Unclamped, this map was (1000.5, -999.5, 0).
+    np.testing.assert_allclose(to_numpy(maps).ravel(), [1.0, 0.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_signed_features_give_distributions_equal_to_clamped_reference(refine):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 5, 6, 7)).astype("float32")
+    vectors, maps = BRNPAAttention(n_parts=3, refine=refine)(x, return_attention_maps=True)
+    maps = to_numpy(maps)
+    assert maps.min() >= 0.0
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    ref_v, ref_m, _ = brnpa_numpy(x, 3, refine=refine, clamp_negative=True)
+    np.testing.assert_allclose(maps, ref_m, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_numpy(vectors), ref_v, rtol=1e-4, atol=1e-5)
+    # Clamping matters here: without it the reference maps leave [0, 1].
+    assert brnpa_numpy(x, 3, refine=refine)[1].min() < 0
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e19, 1e30])
+def test_maps_do_not_depend_on_the_feature_scale(scale):
+    x = relu_features((2, 4, 4, 6), seed=13) + 0.01
+    layer = BRNPAAttention(n_parts=3)
+    vectors, maps = layer(x * np.float32(scale), return_attention_maps=True)
+    _, base_maps = layer(x, return_attention_maps=True)
+    assert np.all(np.isfinite(to_numpy(vectors)))
+    # epsilon = 1e-5 is absolute: the maps agree to ~epsilon / ||f||.
+    np.testing.assert_allclose(to_numpy(maps), to_numpy(base_maps), rtol=1e-3, atol=1e-5)
+    uniform = np.full_like(to_numpy(maps), 1.0 / 16)
+    assert np.abs(to_numpy(maps) - uniform).max() > 0.01
+    norm = to_numpy(layer.feature_norm(x * np.float32(scale)))
+    np.testing.assert_allclose(norm, np.linalg.norm(x.astype("float64") * scale, axis=-1),
+                               rtol=1e-5)
 
 
 def test_single_location_and_n_parts_equal_to_locations():
@@ -267,6 +315,9 @@ def test_single_location_and_n_parts_equal_to_locations():
         ({"selection": "best"}, "selection"),
         ({"refine": "yes"}, "refine"),
         ({"epsilon": 0}, "epsilon"),
+        ({"epsilon": float("inf")}, "epsilon"),
+        ({"epsilon": float("nan")}, "epsilon"),
+        ({"epsilon": "1e-5"}, "epsilon"),
         ({"data_format": "NHWC"}, "data_format"),
         ({"seed": "a"}, "seed"),
     ],
@@ -283,6 +334,24 @@ def test_invalid_inputs():
         BRNPAAttention(n_parts=5)(keras.Input((2, 2, 3)))
     with pytest.raises(ValueError, match="Received: n_parts=10"):
         BRNPAAttention(n_parts=10)(np.ones((1, 3, 3, 2), "float32"))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_zero_channels_is_one_clear_error(data_format):
+    shape = (1, 2, 2, 0) if data_format == "channels_last" else (1, 0, 2, 2)
+    match = r"argument features\. Expected a feature map with at least one channel"
+    with pytest.raises(ValueError, match=match):
+        BRNPAAttention(n_parts=1, data_format=data_format)(np.zeros(shape, "float32"))
+    with pytest.raises(ValueError, match=match):
+        BRNPAAttention(n_parts=1, data_format=data_format)(keras.Input(shape[1:]))
+
+
+def test_feature_shape_refuses_what_is_not_a_model():
+    with pytest.raises(ValueError, match="argument model.*Received: model='x'"):
+        keras_brnpa.models.feature_shape("x")
+    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="4-D map"):
+        keras_brnpa.models.feature_shape(dense)
 
 
 def test_feature_norm_method():

@@ -1,5 +1,8 @@
 """The BR-NPA layer: parameter-free grouping of feature vectors into parts."""
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -19,8 +22,17 @@ _SQUARE_FLOOR = 1e-30
 
 
 def safe_norm(x, axis):
-    """Euclidean norm along ``axis`` with a finite gradient at zero."""
-    return ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis), _SQUARE_FLOOR))
+    """Euclidean norm along ``axis``: finite gradient at zero, no overflow.
+
+    Each vector is divided by its largest absolute value before squaring
+    (the scale is held constant for the gradient), so that features of any
+    finite magnitude (``1e19`` squares to ``inf`` in float32) give their
+    norm, and an all-zero vector gives 0 with a zero gradient.
+    """
+    scale = ops.stop_gradient(ops.max(ops.abs(x), axis=axis, keepdims=True))
+    scale = ops.where(scale > 0, scale, ops.ones_like(scale))
+    squares = ops.sum(ops.square(x / scale), axis=axis)
+    return ops.sqrt(ops.maximum(squares, _SQUARE_FLOOR)) * ops.squeeze(scale, axis=axis)
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")
@@ -39,9 +51,24 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
 
     All the arithmetic is done in float32, whatever the input dtype or the
     mixed-precision policy; outputs are cast to the layer's compute dtype.
+    Norms and similarities are scale-safe: each feature vector is divided
+    by its largest absolute value before squaring and the similarities are
+    dot products of unit vectors, so features of any finite magnitude
+    (``1e19`` squares to ``inf`` in float32) give the maps of the same
+    features at a moderate scale.
+
+    Signed features (no ReLU before the layer): a negative cosine
+    similarity is clamped to 0, i.e. a location pointing away from the
+    representative is not part of that part (its weight is 0 and its score
+    is not damped). Every attention map is therefore a distribution over
+    the locations (non-negative, summing to 1) for any finite input. For
+    non-negative features, the paper's case, similarities are never
+    negative and the clamp changes nothing: the layer computes exactly the
+    paper's algorithm.
 
     Degenerate inputs never produce NaN: when the similarities of a part sum
-    to (almost) zero, e.g. an all-zero feature map from dead ReLUs, that
+    to (almost) zero, e.g. an all-zero feature map from dead ReLUs or
+    features far below ``epsilon``, that
     part's attention map falls back to the uniform map ``1 / (H * W)`` and
     its vector to the spatial mean of the features (zero for an all-zero
     map). With a single location every map is ``1``; with
@@ -58,7 +85,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
             location by its damped norm; ``"random"`` (ablation) picks it
             uniformly at random, independently for each part.
         seed: int or ``None``, seed of the random selection.
-        epsilon: float > 0 added to the feature norms.
+        epsilon: finite float > 0 added to the feature norms.
         data_format: ``"channels_last"``, ``"channels_first"`` or ``None``
             (``keras.config.image_data_format()``).
         return_attention_maps: bool, default of the call argument of the
@@ -67,7 +94,8 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
             ``dtype``, ...).
 
     Call arguments:
-        features: 4-D feature map, ``(B, H, W, C)`` or ``(B, C, H, W)``.
+        features: 4-D feature map, ``(B, H, W, C)`` or ``(B, C, H, W)``,
+            with ``C >= 1`` and ``H * W >= n_parts`` (else ``ValueError``).
         return_attention_maps: bool or ``None`` (use the constructor's).
         training: unused (the layer behaves identically).
 
@@ -120,8 +148,12 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise invalid("seed", seed, "an int or None")
         self.seed = seed
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise invalid("epsilon", epsilon, "a float > 0")
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, numbers.Real)
+            or not 0 < epsilon < math.inf
+        ):
+            raise invalid("epsilon", epsilon, "a finite float > 0")
         self.epsilon = float(epsilon)
         self.data_format = check_data_format(data_format)
         if not isinstance(return_attention_maps, bool):
@@ -141,6 +173,16 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
                 f"at most height * width = {h * w} locations of the "
                 f"feature map of shape {shape}",
             )
+
+    def _check_shape(self, shape):
+        h, w, c = super()._check_shape(shape)
+        if c == 0:
+            raise invalid(
+                "features",
+                f"<tensor of shape {tuple(shape)}>",
+                "a feature map with at least one channel (C >= 1)",
+            )
+        return h, w, c
 
     def build(self, input_shape):
         self._check_shape(input_shape)
@@ -186,6 +228,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         n = h * w
         flat = ops.reshape(x, (-1, n, c))  # (B, N, C)
         norm = safe_norm(flat, axis=-1) + self.epsilon  # (B, N)
+        unit = flat / norm[..., None]  # f_i / n_i
 
         score = norm
         vectors, maps = [], []
@@ -198,8 +241,11 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
             pick = ops.one_hot(index, n, dtype="float32")  # (B, N)
             pick = ops.stop_gradient(pick)
             rep = ops.einsum("bn,bnc->bc", pick, flat)  # raw representative
-            rep_norm = ops.sum(pick * norm, axis=1, keepdims=True)  # (B, 1)
-            sim = ops.einsum("bnc,bc->bn", flat, rep) / (norm * rep_norm)
+            # Cosine similarity <f_i, f_j> / (n_i n_j) of the unit vectors
+            # (no overflow for huge features); negative ones are clamped to
+            # 0 (they only occur for signed features, see the docstring).
+            unit_rep = ops.einsum("bn,bnc->bc", pick, unit)
+            sim = ops.relu(ops.einsum("bnc,bc->bn", unit, unit_rep))
             total = ops.sum(sim, axis=1, keepdims=True)
             ok = ops.abs(total) > _SUM_FLOOR
             safe_total = ops.where(ok, total, ops.ones_like(total))

@@ -136,9 +136,23 @@ def feature_shape(model):
     ...     "tiny", resolution="high", input_shape=(64, 64, 3)))
     (8, 8, 128)
     """
+    if not isinstance(model, keras.Model):
+        raise invalid("model", model, "a keras.Model (a classifier or a backbone)")
     if "backbone" in [layer.name for layer in model.layers]:
         model = model.get_layer("backbone")
-    return tuple(model.output_shape[1:])
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError) as error:
+        raise invalid(
+            "model", f"<{type(model).__name__} {model.name!r}>", "a built model with one output"
+        ) from error
+    if not isinstance(shape, tuple) or len(shape) != 4:
+        raise invalid(
+            "model",
+            f"<{type(model).__name__} {model.name!r} with output shape {shape}>",
+            "a classifier or backbone whose features are a 4-D map (B, h, w, C)",
+        )
+    return tuple(shape[1:])
 
 
 def attention_model(model):
