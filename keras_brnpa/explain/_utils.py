@@ -24,8 +24,13 @@ def check_model(model):
     return model
 
 
-def check_images(images, name="images"):
-    """Validate a batch of channels-last images; returns float32 NumPy."""
+def check_images(images, name="images", model=None):
+    """Validate a batch of channels-last images; returns float32 NumPy.
+
+    Non-finite values are refused; with ``model``, images that look like
+    another pixel range than the model's get a warning
+    (``inspection.check_input_scale``).
+    """
     try:
         array = to_numpy(images)
     except Exception as error:  # anything that is not array-like
@@ -38,7 +43,17 @@ def check_images(images, name="images"):
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise invalid(name, f"<array of dtype {array.dtype}>", "a real-valued array")
-    return array.astype("float32", copy=False)
+    array = array.astype("float32", copy=False)
+    if not np.all(np.isfinite(array)):
+        raise invalid(
+            name,
+            f"<array of shape {array.shape} with {int(np.size(array) - np.isfinite(array).sum())} "
+            "NaN or infinite values>",
+            "finite values (no NaN or inf)",
+        )
+    if model is not None:
+        inspection.check_input_scale(model, array, name)
+    return array
 
 
 def check_batch_size(batch_size):

@@ -33,7 +33,7 @@ class _Setup:
     ):
         _utils.check_model(model)
         self.from_logits = _check_from_logits(from_logits)
-        self.images = _utils.check_images(images)
+        self.images = _utils.check_images(images, model=model)
         self.batch_size = _utils.check_batch_size(batch_size)
         self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])
         _utils.check_outputs(model)

@@ -95,7 +95,7 @@ def rise(
     (2, 64, 64)
     """
     _utils.check_model(model)
-    images = _utils.check_images(images)
+    images = _utils.check_images(images, model=model)
     n_masks = check_positive_int("n_masks", n_masks)
     mask_size = check_positive_int("mask_size", mask_size)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p < 1:

@@ -55,6 +55,7 @@ from keras_brnpa.metrics._checks import check_saliency
 from keras_brnpa.metrics._checks import describe
 from keras_brnpa.metrics._checks import to_numpy
 from keras_brnpa.metrics.localization import _resize_matrix
+from keras_brnpa.models.inspection import check_input_scale
 from keras_brnpa.models.inspection import resolve_from_logits
 
 #: The authors blur 448 px images with a 121 px box filter.
@@ -72,6 +73,13 @@ def _check_images(images):
         raise invalid("images", describe(images), "a numeric array")
     if not np.issubdtype(images.dtype, np.floating):
         images = images.astype(np.float32)
+    if not np.all(np.isfinite(images)):
+        raise invalid(
+            "images",
+            f"<array of shape {images.shape} with "
+            f"{int(images.size - np.isfinite(images).sum())} NaN or infinite values>",
+            "finite values (no NaN or inf)",
+        )
     return images
 
 
@@ -176,8 +184,10 @@ def fit_saliency(saliency, image_size, max_cells=MAX_CELLS):
     return np.einsum("Hh,bhw,Ww->bHW", rows, saliency, cols)
 
 
-def _check_inputs(images, saliency, steps, max_cells=MAX_CELLS):
+def _check_inputs(images, saliency, steps, max_cells=MAX_CELLS, model=None):
     images = _check_images(images)
+    if model is not None:
+        check_input_scale(model, images)
     saliency = check_saliency(saliency, batch=images.shape[0])
     saliency = fit_saliency(saliency, images.shape[1:3], max_cells)
     h, w = saliency.shape[1:]
@@ -600,7 +610,7 @@ def deletion_auc(
     (2,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     batch_size = check_positive_int("batch_size", batch_size)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
@@ -696,7 +706,7 @@ def insertion_auc(
     (2,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     batch_size = check_positive_int("batch_size", batch_size)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
@@ -772,7 +782,7 @@ def deletion_auc_loop(
     (1,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
@@ -812,7 +822,7 @@ def insertion_auc_loop(
     (1,)
     """
     model = _check_model(model)
-    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells)
+    images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     from_logits = _check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)

@@ -269,7 +269,10 @@ def pointing_game(saliency, masks_or_boxes, size=None):
 
     The saliency map is first resized (bilinear, ``upsample``) to the mask
     size; its maximum pixel (the first one, in row-major order, when
-    several are equal) scores a hit when it lies inside the region.
+    several are equal) scores a hit when it lies inside the region. A
+    constant map (all-zero included) points nowhere: it is never a hit,
+    whatever the region (otherwise it would score whenever the region
+    covers the first pixel).
 
     Args:
         saliency: ``(B, h, w)`` maps.
@@ -297,7 +300,9 @@ def pointing_game(saliency, masks_or_boxes, size=None):
     saliency = check_saliency(saliency)
     masks, resized = _regions(saliency, masks_or_boxes, size)
     flat = resized.reshape(len(resized), -1).argmax(axis=1)
-    return masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
+    hits = masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]
+    # Constancy is judged on the map as given (resizing adds rounding).
+    return hits & (saliency.max(axis=(1, 2)) > saliency.min(axis=(1, 2)))
 
 
 def energy_in_mask(saliency, masks_or_boxes, size=None):

@@ -500,6 +500,69 @@ def input_scale(model):
     return "0-1"
 
 
+def check_input_scale(model, images, name="images"):
+    """Warn when images do not look like the pixel range the model takes.
+
+    Images look like 0-255 pixels when they are non-negative with a
+    maximum above 1.5 (integer 0-255 images, or floats that were never
+    divided by 255): given to a model whose ``input_scale`` is ``"0-1"``
+    they get a ``UserWarning``. The reverse, non-negative images with a
+    maximum of at most 1.5 given to a ``"0-255"`` model, too. Images with
+    negative values (mean/std normalised) and all-zero images are left
+    alone. Nothing is changed: a warning only.
+
+    Args:
+        model: a ``keras.Model``.
+        images: NumPy array of images (finite values).
+        name: the argument's name, for the message.
+
+    Returns:
+        ``"0-1"``, ``"0-255"`` or ``None``: the range the images look like
+        when it disagrees with the model's, else ``None``.
+
+    Example:
+
+    >>> import warnings, numpy as np, keras, keras_brnpa
+    >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 3)])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     keras_brnpa.models.inspection.check_input_scale(
+    ...         model, np.full((1, 4, 4, 3), 200, "uint8"))
+    '0-255'
+    >>> "divide them by 255" in str(caught[0].message)
+    True
+    """
+    import warnings
+
+    import numpy as np
+
+    images = np.asarray(images)
+    if images.size == 0:
+        return None
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high <= 0:
+        return None
+    looks = "0-255" if high > 1.5 else "0-1"
+    expected = input_scale(model)
+    if looks == expected:
+        return None
+    if looks == "0-255":
+        advice = (
+            "the model takes [0, 1] inputs (keras_brnpa.models.input_scale(model) == '0-1'): "
+            "divide them by 255, or give the model a Rescaling(1 / 255) first layer"
+        )
+    else:
+        advice = (
+            "the model takes 0-255 inputs (its first layers rescale them): multiply them by 255"
+        )
+    warnings.warn(
+        f"{name} look like {looks} pixels (values {low:g} to {high:g}) but {advice}.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return looks
+
+
 def scale_images(images, scale):
     """Images in [0, 1] converted to a model's input convention.
 
