@@ -3,7 +3,9 @@
 - ``deletion_auc`` / ``insertion_auc``: the paper's deletion and insertion
   areas under the curve, batched (``faithfulness.deletion_auc_loop`` and
   ``insertion_auc_loop`` are the one-forward-per-step references);
-- ``sparsity``: the paper's sparsity, higher = sparser;
+- ``sparsity_density``: the paper's sparsity as the authors compute it
+  (all parts, times the normalised feature norm), lower = sparser;
+- ``sparsity``: its per-map inverse, higher = sparser;
 - ``pointing_game`` / ``energy_in_mask``: agreement with ground-truth masks
   or boxes;
 - ``cmc_map``: re-identification rank-k and mAP (Market-1501 protocol).
@@ -35,6 +37,7 @@ from keras_brnpa.metrics.localization import boxes_to_masks
 from keras_brnpa.metrics.localization import energy_in_mask
 from keras_brnpa.metrics.localization import pointing_game
 from keras_brnpa.metrics.localization import sparsity
+from keras_brnpa.metrics.localization import sparsity_density
 from keras_brnpa.metrics.reid import cmc_map
 
 __all__ = [
@@ -53,5 +56,6 @@ __all__ = [
     "saliency_grid",
     "reid",
     "sparsity",
+    "sparsity_density",
     "step_counts",
 ]
