@@ -7,8 +7,9 @@ of the ordinary (low-resolution) model:
 
 - ``Distiller``: a ``keras.Model`` whose loss is
   ``alpha * T**2 * KL(teacher || student) + (1 - alpha) * L(y, student)``;
-- ``build_high_resolution_student``: the teacher's stride-1 twin, with the
-  teacher's weights;
+- ``build_high_resolution_student``: the teacher's stride-1 twin, starting
+  from the teacher's weights (``init="teacher"``), the backbone's original
+  ImageNet weights (``"backbone"``, the authors' choice) or random ones;
 - ``distill``: the whole recipe, with the paper's optimiser;
 - ``PAPER_DEFAULTS``: the authors' setup and searched ranges.
 """
@@ -16,7 +17,9 @@ of the ordinary (low-resolution) model:
 from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
 from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
 from keras_brnpa.distillation.distiller import Distiller
+from keras_brnpa.distillation.recipe import IMAGENET_PRESETS
 from keras_brnpa.distillation.recipe import PAPER_DEFAULTS
+from keras_brnpa.distillation.recipe import STUDENT_INITS
 from keras_brnpa.distillation.recipe import build_high_resolution_student
 from keras_brnpa.distillation.recipe import distill
 from keras_brnpa.distillation.recipe import paper_optimizer
@@ -25,7 +28,9 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_TEMPERATURE",
     "Distiller",
+    "IMAGENET_PRESETS",
     "PAPER_DEFAULTS",
+    "STUDENT_INITS",
     "build_high_resolution_student",
     "distill",
     "paper_optimizer",

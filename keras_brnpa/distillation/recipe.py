@@ -1,13 +1,18 @@
 """The paper's recipe: a low-resolution teacher trains its high-resolution twin."""
 
+import os
+
 import keras
 
 from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
 from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
 from keras_brnpa.distillation.distiller import Distiller
+from keras_brnpa.layers._validation import check_choice
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
+from keras_brnpa.models.backbones import RESNET_CONFIGS
 from keras_brnpa.models.backbones import RESOLUTION_STRIDES
+from keras_brnpa.models.backbones import build_backbone
 from keras_brnpa.models.backbones import to_high_resolution
 
 #: The BR-NPA authors' setup for the high-resolution student on
@@ -56,41 +61,204 @@ def paper_optimizer():
     )
 
 
-def build_high_resolution_student(teacher, strides=RESOLUTION_STRIDES["high"], name=None):
-    """Build the high-resolution student of a trained low-resolution teacher.
+#: ``init`` values of ``build_high_resolution_student``.
+STUDENT_INITS = ("teacher", "backbone", "random")
+
+#: The keras-cv presets with ImageNet weights, per backbone architecture
+#: (the names of ``keras_brnpa.models.backbones.RESNET_CONFIGS``). keras-cv's
+#: ``ResNetBackbone`` (v1) publishes ImageNet weights for ResNet-50 only.
+IMAGENET_PRESETS = {"resnet50": "resnet50_imagenet"}
+
+
+def build_high_resolution_student(
+    teacher,
+    init="teacher",
+    strides=RESOLUTION_STRIDES["high"],
+    name=None,
+    backbone_weights=None,
+):
+    """Build the high-resolution student of a low-resolution teacher.
 
     The student is the teacher's twin with the per-stage strides of its
     ResNet backbone set to ``strides`` (default 1, 2, 1, 1: stages 3 and 4
-    at stride 1, as in the paper) and starts from the teacher's weights
-    (``keras_brnpa.models.to_high_resolution``). Its feature map, and so
-    its attention maps, are 4x finer per side: 16x more locations.
+    at stride 1, as in the paper): its feature map, and so its attention
+    maps, are 4x finer per side (16x more locations). Strides do not change
+    weight shapes, so the student can start from:
+
+    - ``init="teacher"``: a copy of all the teacher's weights
+      (``keras_brnpa.models.to_high_resolution``);
+    - ``init="backbone"``: the backbone's original weights, as the authors
+      do (their student starts from ImageNet weights, not from the
+      teacher); the head and the last layer are freshly initialised. By
+      default these are the ImageNet weights of the teacher's
+      architecture, a keras-cv preset (``IMAGENET_PRESETS``: only
+      ResNet-50 has one, ``"resnet50_imagenet"``), downloaded on first use;
+      offline, or for a backbone without such weights (``"tiny"``,
+      ResNet-18/34/101/152, your own), it raises an error saying so: pass
+      ``backbone_weights`` (a keras-cv preset name or a weights file of the
+      same architecture) to say where the weights come from;
+    - ``init="random"``: fresh random weights everywhere (the initialisers
+      of the layers), for training from scratch.
+
+    The teacher is not modified, and its weights are never shared with the
+    student.
 
     Args:
         teacher: a classifier from ``keras_brnpa.models.build_classifier``
             (or any ``keras.Model`` containing a keras-cv
             ``ResNetBackbone``).
+        init: ``"teacher"``, ``"backbone"`` or ``"random"`` (see above).
         strides: the student's 4 per-stage strides.
         name: the student's name (default ``"<teacher name>_high_resolution"``).
+        backbone_weights: with ``init="backbone"`` only: ``None`` (the
+            ImageNet preset of the teacher's architecture), a keras-cv
+            preset name, or a path to a ``.weights.h5`` / ``.keras`` file
+            holding the weights of the teacher's backbone architecture.
 
     Returns:
-        A new ``keras.Model``; the teacher is not modified.
+        A new ``keras.Model`` with the teacher's inputs and outputs.
+
+    Raises:
+        ValueError: invalid arguments; ``init="backbone"`` for a backbone
+            without original weights and no ``backbone_weights``; weights
+            of another architecture.
+        RuntimeError: a preset that cannot be downloaded (offline).
 
     Example:
 
-    >>> import keras_brnpa
+    >>> import numpy as np, keras_brnpa
     >>> teacher = keras_brnpa.models.build_classifier(
     ...     4, backbone="tiny", input_shape=(64, 64, 3))
     >>> student = keras_brnpa.distillation.build_high_resolution_student(teacher)
     >>> keras_brnpa.models.feature_shape(teacher)[:2], keras_brnpa.models.feature_shape(student)[:2]
     ((2, 2), (8, 8))
+    >>> all(np.array_equal(a, b) for a, b in zip(teacher.get_weights(), student.get_weights()))
+    True
+    >>> fresh = keras_brnpa.distillation.build_high_resolution_student(teacher, init="random")
+    >>> fresh.output_shape, np.array_equal(fresh.get_weights()[0], teacher.get_weights()[0])
+    ((None, 4), False)
     """
     if not isinstance(teacher, keras.Model):
         raise invalid("teacher", teacher, "a keras.Model (a classifier from build_classifier)")
+    check_choice("init", init, STUDENT_INITS)
     if name is not None and (not isinstance(name, str) or not name):
         raise invalid("name", name, "None or a non-empty string")
-    student = to_high_resolution(teacher, strides=strides)
-    student.name = name or f"{teacher.name}_high_resolution"
-    return student
+    if backbone_weights is not None and init != "backbone":
+        raise invalid(
+            "backbone_weights",
+            backbone_weights,
+            f"None with init={init!r} (backbone_weights is for init='backbone')",
+        )
+    if backbone_weights is not None and (
+        not isinstance(backbone_weights, (str, os.PathLike)) or not os.fspath(backbone_weights)
+    ):
+        raise invalid(
+            "backbone_weights", backbone_weights, "None, a keras-cv preset name or a file path"
+        )
+    twin = to_high_resolution(teacher, strides=strides)
+    if init != "teacher":
+        # Rebuilding from the config gives every layer its initialiser's
+        # fresh values (the twin's copied weights are dropped).
+        twin = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(twin))
+    if init == "backbone":
+        _load_original_backbone_weights(teacher, twin, strides, backbone_weights)
+    twin.name = name or f"{teacher.name}_high_resolution"
+    return twin
+
+
+def _resnet_backbones(model):
+    """The keras-cv ``ResNetBackbone`` models inside ``model`` (itself included)."""
+    found, stack, seen = [], [model], set()
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if type(layer).__name__ == "ResNetBackbone":
+            found.append(layer)
+            continue
+        stack.extend(reversed(getattr(layer, "layers", []) or []))
+    return found
+
+
+def _architecture(backbone):
+    """The ``RESNET_CONFIGS`` name of a ``ResNetBackbone``, or ``None``."""
+    config = backbone.get_config()
+    for arch, (filters, blocks, block_type) in RESNET_CONFIGS.items():
+        if (
+            list(config.get("stackwise_filters", [])) == list(filters)
+            and list(config.get("stackwise_blocks", [])) == list(blocks)
+            and config.get("block_type") == block_type
+        ):
+            return arch
+    return None
+
+
+def _looks_like_file(value):
+    return os.sep in value or value.endswith((".h5", ".keras")) or os.path.exists(value)
+
+
+def _load_original_backbone_weights(teacher, student, strides, weights):
+    targets = _resnet_backbones(student)
+    if len(targets) != 1:
+        raise invalid(
+            "teacher",
+            f"<{type(teacher).__name__} {teacher.name!r}>",
+            "a model with exactly one keras-cv ResNetBackbone for init='backbone' "
+            f"(found {len(targets)})",
+        )
+    target = targets[0]
+    arch = _architecture(target)
+    if weights is None:
+        weights = IMAGENET_PRESETS.get(arch)
+        if weights is None:
+            described = repr(arch) if arch else "a custom ResNetBackbone"
+            raise invalid(
+                "init",
+                "backbone",
+                f"'teacher' or 'random' for a teacher whose backbone ({described}) has no "
+                "original weights: keras-cv publishes ImageNet weights only for "
+                + ", ".join(f"{a!r} ({p!r})" for a, p in IMAGENET_PRESETS.items())
+                + "; the from-scratch backbones ('tiny', ...) have none. Pass "
+                "backbone_weights=<keras-cv preset or weights file> to name them",
+            )
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)
+    is_preset = not _looks_like_file(weights)
+    if arch is None and not is_preset:
+        raise invalid(
+            "backbone_weights",
+            weights,
+            "a keras-cv preset name: the teacher's ResNetBackbone is not one of the "
+            "package's architectures (" + ", ".join(RESNET_CONFIGS) + "), so load a "
+            "weights file into the student's backbone yourself (load_weights)",
+        )
+    config = target.get_config()
+    try:
+        source = build_backbone(
+            arch or "resnet50",  # a preset sets its own architecture
+            strides=list(strides),
+            weights=weights,
+            input_shape=tuple(target.input_shape[1:]),
+            include_rescaling=bool(config.get("include_rescaling", False)),
+        )
+    except ValueError as error:
+        raise invalid(
+            "backbone_weights",
+            weights,
+            f"a keras-cv preset or a weights file of the teacher's backbone architecture "
+            f"({arch}): {str(error).splitlines()[0]}",
+        ) from error
+    source_weights = source.get_weights()
+    target_shapes = [tuple(w.shape) for w in target.weights]
+    if [tuple(w.shape) for w in source_weights] != target_shapes:
+        raise invalid(
+            "backbone_weights",
+            weights,
+            f"weights of the teacher's backbone architecture ({arch or 'custom'}: "
+            f"{len(target_shapes)} arrays), not {len(source_weights)} arrays of other shapes",
+        )
+    target.set_weights(source_weights)
 
 
 def distill(
