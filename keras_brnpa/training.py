@@ -4,10 +4,12 @@ A run lives in one folder:
 
 - ``run.json``: what the run is (``name``, ``config``), ``"running"`` or
   ``"finished"``; a finished run is never overwritten unless asked;
-- ``backup/``: the state of the last finished epoch (weights, optimizer,
-  epoch number; ``keras.callbacks.BackupAndRestore`` with a second copy, so
-  that a kill during a save loses nothing), removed once the final model is
-  saved;
+- ``backup/``: the state of the last two finished epochs (weights,
+  optimizer, epoch number, seed-generator states; a
+  ``keras.callbacks.BackupAndRestore`` whose copies are named by an
+  atomically replaced manifest, ``backup.json``, with their SHA-256, so
+  that a kill during a save loses nothing and a damaged copy falls back to
+  the other), removed once the final model is saved;
 - ``history.json``: the logs of every epoch, across interruptions;
 - ``model.keras``: the final model, written atomically.
 
@@ -99,6 +101,14 @@ class RunStorageError(OSError):
     saying what could not be written, and what survives: the run folder
     stays consistent, and running the same call again once the cause is
     fixed resumes from the last backup that was completely written.
+
+    Example:
+
+    >>> import errno, keras_brnpa
+    >>> error = keras_brnpa.training.RunStorageError(
+    ...     OSError(errno.ENOSPC, "No space left on device"), "the backup of epoch 2")
+    >>> str(error), error.errno == errno.ENOSPC, isinstance(error, OSError)
+    ('No space left on device: could not write the backup of epoch 2', True, True)
     """
 
     def __init__(self, error, what):
@@ -641,8 +651,11 @@ def fit_resumable(
     ``ValueError`` (``overwrite=True`` starts again).
 
     At the end of every epoch the state is saved in ``directory/backup``
-    (``keras.callbacks.BackupAndRestore`` with ``double_checkpoint=True``:
-    a kill during a save falls back to the previous copy) and the epoch's
+    (a ``keras.callbacks.BackupAndRestore`` whose two copies are named by
+    an atomically replaced manifest with their SHA-256: a kill during a
+    save, or a damaged newest copy, falls back to the previous one; a full
+    disk raises one ``RunStorageError`` and the next call resumes) and the
+    epoch's
     logs are added to ``directory/history.json`` (see ``read_history``).
     With ``finish=True`` the fitted model is then saved atomically to
     ``directory/model.keras``, the backup removed and ``run.json`` marked
@@ -686,6 +699,8 @@ def fit_resumable(
     Raises:
         ValueError: invalid arguments, or ``directory`` holds a finished run
             (or an unfinished run recorded with other settings).
+        RunStorageError: a backup or the history could not be written
+            (a full disk); the run folder stays resumable.
 
     Example:
 

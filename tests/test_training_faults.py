@@ -5,6 +5,7 @@ uninterrupted run (same seed, same data order)."""
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -269,3 +270,28 @@ def test_a_really_full_disk_gives_one_line_and_the_next_run_finishes(tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("first run:")]
     assert len(lines) == 1 and "No space left on device" in lines[0], err[-3000:]
     assert (out / "out").read_text().strip() == "finished"
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow",
+                    reason="the stray line came from TensorFlow's PyFunc data op")
+def test_ctrl_c_in_the_cli_prints_one_line(tmp_path):
+    output = tmp_path / "run"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from keras_brnpa import cli; sys.exit(cli.main())", "train", "--backbone", "tiny", "--image-size",
+         "64", "--n-parts", "2", "--num-images", "4000", "--epochs", "3", "--batch-size", "8",
+         "--output", str(output)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    while not (output / "run.json").exists() and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside fit, the data pipeline running
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    # TensorFlow's native start-up log lines (glog: "E0000 ...") aside.
+    lines = [line for line in err.decode().splitlines()
+             if not re.match(r"[IWE]\d{4} |WARNING: All log", line)]
+    assert process.returncode == 130, err.decode()[-3000:]
+    assert b"PyFunc" not in out + err
+    assert lines == ["brnpa train: interrupted; run the same command again to resume from "
+                     "the last finished epoch"]
