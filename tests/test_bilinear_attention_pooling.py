@@ -1,9 +1,12 @@
+"""Tests of BilinearAttentionPooling, the B-CNN baseline (the authors' block)."""
+
 import keras
 import numpy as np
 import pytest
 from helpers import run_layer_test
 from helpers import to_numpy
 
+import keras_brnpa
 from keras_brnpa import BilinearAttentionPooling
 
 
@@ -14,36 +17,185 @@ def test_layer_lifecycle(tmp_path):
     assert out.shape == (4, 6)
 
 
-def test_matches_numpy_pooling():
-    rng = np.random.default_rng(0)
-    x = rng.random((2, 5, 4, 3)).astype("float32")
-    layer = BilinearAttentionPooling(n_parts=2, hidden_channels=4)
-    vectors, maps = layer(x, return_attention_maps=True)
-    maps = to_numpy(maps)
-    assert maps.shape == (2, 5, 4, 2) and np.all(maps >= 0)
-    # Independent pooling: mean over space of map_k * features.
-    expected = np.einsum("bhwp,bhwc->bpc", maps, x).reshape(2, -1) / 20.0
-    np.testing.assert_allclose(to_numpy(vectors), expected, rtol=1e-5, atol=1e-6)
-    # The maps come from conv -> BN(inference) -> ReLU -> 1x1 conv -> ReLU.
-    hidden = to_numpy(layer.conv(x))
-    bn = layer.norm
-    hidden = (hidden - to_numpy(bn.moving_mean)) / np.sqrt(
+def test_layer_lifecycle_authors_block(tmp_path):
+    out = run_layer_test(
+        BilinearAttentionPooling, {"n_parts": 3, "map_normalization": False}, (5, 5, 4), tmp_path
+    )
+    assert out.shape == (4, 12)
+
+
+def test_config_is_complete():
+    layer = BilinearAttentionPooling(
+        n_parts=2, hidden_channels=5, map_initializer="zeros", kernel_initializer="ones",
+        map_normalization=False, return_attention_maps=True, name="bcnn",
+    )
+    config = layer.get_config()
+    clone = BilinearAttentionPooling.from_config(config)
+    assert clone.get_config() == config
+    assert clone.map_normalization is False and clone.hidden_channels == 5
+    assert isinstance(clone.map_initializer, keras.initializers.Zeros)
+    assert isinstance(clone.kernel_initializer, keras.initializers.Ones)
+
+
+# ------------------------------------------------------ NumPy reference
+def conv_same(x, kernel):
+    """'same' convolution, stride 1, no bias: x (B, H, W, C), kernel (k, k, C, O)."""
+    k = kernel.shape[0]
+    pad = k // 2
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    h, w = x.shape[1:3]
+    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+    for i in range(k):
+        for j in range(k):
+            out += padded[:, i : i + h, j : j + w, :] @ kernel[i, j]
+    return out
+
+
+def batch_norm(x, bn):
+    """Inference-mode batch normalisation with the layer's statistics."""
+    return (x - to_numpy(bn.moving_mean)) / np.sqrt(
         to_numpy(bn.moving_variance) + bn.epsilon
     ) * to_numpy(bn.gamma) + to_numpy(bn.beta)
-    hidden = np.maximum(hidden, 0)
-    logits = hidden @ to_numpy(layer.project.kernel)[0, 0] + to_numpy(layer.project.bias)
-    np.testing.assert_allclose(maps, np.maximum(logits, 0), rtol=1e-4, atol=1e-5)
 
 
-def test_channels_first():
+def randomise_statistics(layer, rng):
+    """Non-trivial BN parameters, so that the reference checks them."""
+    for bn in [layer.norm1, layer.norm2] + ([layer.map_norm] if layer.map_normalization else []):
+        n = bn.gamma.shape[0]
+        bn.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+        bn.beta.assign(rng.uniform(-0.2, 0.2, n).astype("float32"))
+        bn.moving_mean.assign(rng.uniform(-0.1, 0.1, n).astype("float32"))
+        bn.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
+
+
+def reference(layer, x):
+    """The authors' B-CNN block, written with NumPy from DESIGN.md 1.3."""
+    x = x.astype("float64")
+    h = np.maximum(batch_norm(conv_same(x, to_numpy(layer.conv1.kernel)), layer.norm1), 0)
+    h = batch_norm(conv_same(h, to_numpy(layer.conv2.kernel)), layer.norm2)
+    h = np.maximum(h + x, 0)  # the residual of BasicBlock(C, C)
+    z = h @ to_numpy(layer.project.kernel)[0, 0]  # 1x1 conv, no bias
+    if layer.map_normalization:
+        z = batch_norm(z, layer.map_norm)
+    maps = np.maximum(z, 0)[..., : layer.n_parts]  # P + 1 maps, the first P used
+    b, hh, ww, c = x.shape
+    vectors = np.stack(
+        [(maps[..., k : k + 1] * x).mean(axis=(1, 2)) for k in range(layer.n_parts)], axis=1
+    ).reshape(b, layer.n_parts * c)
+    return vectors, maps
+
+
+@pytest.mark.parametrize("map_normalization", [True, False])
+def test_matches_the_numpy_block(map_normalization):
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 5, 4, 3)).astype("float32")
+    layer = BilinearAttentionPooling(
+        n_parts=2, hidden_channels=4, map_normalization=map_normalization
+    )
+    layer.build(x.shape)
+    # Half the 1x1 weights positive so that the ReLU maps are not all zero.
+    layer.project.kernel.assign(np.abs(to_numpy(layer.project.kernel)) * [1, -1, 1])
+    randomise_statistics(layer, rng)
+    vectors, maps = layer(x, return_attention_maps=True, training=False)
+    ref_vectors, ref_maps = reference(layer, x)
+    assert to_numpy(maps).shape == (2, 5, 4, 2)
+    assert np.any(ref_maps > 0)
+    np.testing.assert_allclose(to_numpy(maps), ref_maps, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(vectors), ref_vectors, rtol=1e-4, atol=1e-5)
+
+
+def test_block_shapes():
+    layer = BilinearAttentionPooling(n_parts=3, hidden_channels=5)
+    layer.build((None, 6, 6, 8))
+    assert tuple(layer.conv1.kernel.shape) == (3, 3, 8, 5)
+    assert tuple(layer.conv2.kernel.shape) == (3, 3, 5, 8)  # back to C: residual
+    assert tuple(layer.project.kernel.shape) == (1, 1, 8, 4)  # n_parts + 1 maps
+    assert layer.project.bias is None and not layer.conv1.use_bias and not layer.conv2.use_bias
+    layer = BilinearAttentionPooling(n_parts=2)
+    layer.build((None, 4, 4, 6))
+    assert tuple(layer.conv1.kernel.shape) == (3, 3, 6, 6)  # BasicBlock(C, C)
+
+
+def test_the_extra_map_is_dropped():
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 4, 4, 3)).astype("float32")
+    layer = BilinearAttentionPooling(n_parts=2, map_normalization=False)
+    layer.build(x.shape)
+    kernel = np.zeros((1, 1, 3, 3), "float32")
+    kernel[..., 2] = 1.0  # only the (n_parts + 1)-th map is non-zero
+    layer.project.kernel.assign(kernel)
+    vectors, maps = layer(x, return_attention_maps=True, training=False)
+    assert np.all(to_numpy(maps) == 0) and np.all(to_numpy(vectors) == 0)
+
+
+def test_map_normalization_keeps_negative_maps_alive():
+    # A 1x1 kernel that is negative on a non-negative h: the authors' block
+    # gives maps that are 0 everywhere (no gradient: dead); with the batch
+    # normalisation before the ReLU part of every map stays positive.
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 5, 5, 3)).astype("float32")
+    for map_normalization, alive in [(False, False), (True, True)]:
+        layer = BilinearAttentionPooling(n_parts=2, map_normalization=map_normalization)
+        layer.build(x.shape)
+        layer.project.kernel.assign(-np.abs(to_numpy(layer.project.kernel)) - 0.1)
+        _, maps = layer(x, return_attention_maps=True, training=True)
+        maps = to_numpy(maps)
+        assert np.all(maps.max(axis=(0, 1, 2)) > 0) == alive
+        if not alive:
+            assert np.all(maps == 0)
+        # Gradient of the output w.r.t. the 1x1 kernel: zero when dead.
+        grad = _kernel_gradient(layer, x)
+        assert (np.abs(grad).max() > 0) == alive
+
+
+def _kernel_gradient(layer, x):
+    backend = keras.config.backend()
+    kernel = layer.project.kernel
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            out = tf.reduce_sum(layer(x, training=True))
+        return to_numpy(tape.gradient(out, kernel.value))
+    if backend == "jax":
+        import jax
+
+        variables = [v.value for v in layer.trainable_variables]
+        index = [id(v) for v in layer.trainable_variables].index(id(kernel))
+        nt = [v.value for v in layer.non_trainable_variables]
+
+        def f(trainable):
+            out, _ = layer.stateless_call(trainable, nt, x, training=True)
+            return out.sum()
+
+        return np.asarray(jax.grad(f)(variables)[index])
+    import torch
+
+    out = layer(x, training=True).sum()
+    (grad,) = torch.autograd.grad(out, kernel.value)
+    return grad.detach().cpu().numpy()
+
+
+def test_channels_first_matches_channels_last():
     rng = np.random.default_rng(1)
-    x = rng.random((2, 3, 5, 5)).astype("float32")
-    layer = BilinearAttentionPooling(n_parts=3, data_format="channels_first")
-    vectors, maps = layer(x, return_attention_maps=True)
-    assert tuple(vectors.shape) == (2, 9)
-    assert tuple(maps.shape) == (2, 3, 5, 5)
-    expected = np.einsum("bphw,bchw->bpc", to_numpy(maps), x).reshape(2, -1) / 25.0
-    np.testing.assert_allclose(to_numpy(vectors), expected, rtol=1e-5, atol=1e-6)
+    x = rng.random((2, 5, 5, 3)).astype("float32")
+    last = BilinearAttentionPooling(n_parts=3, data_format="channels_last")
+    first = BilinearAttentionPooling(n_parts=3, data_format="channels_first")
+    last.build(x.shape)
+    first.build((2, 3, 5, 5))
+    first.set_weights(last.get_weights())
+    v_last, m_last = last(x, return_attention_maps=True, training=False)
+    try:
+        v_first, m_first = first(
+            np.transpose(x, (0, 3, 1, 2)), return_attention_maps=True, training=False
+        )
+    except Exception as error:  # pragma: no cover - backend without NCHW convs on CPU
+        pytest.skip(f"channels_first convolutions unavailable here: {error}")
+    assert tuple(m_first.shape) == (2, 3, 5, 5) and tuple(v_first.shape) == (2, 9)
+    np.testing.assert_allclose(
+        np.transpose(to_numpy(m_first), (0, 2, 3, 1)), to_numpy(m_last), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(to_numpy(v_first), to_numpy(v_last), rtol=1e-4, atol=1e-5)
 
 
 def test_symbolic_shapes_unknown_size():
@@ -52,12 +204,17 @@ def test_symbolic_shapes_unknown_size():
     )
     assert tuple(vectors.shape) == (None, 18)
     assert tuple(maps.shape) == (None, None, None, 3)
+    layer = BilinearAttentionPooling(n_parts=2, return_attention_maps=True)
+    assert layer.compute_output_shape((None, 4, 4, 5)) == ((None, 10), (None, 4, 4, 2))
 
 
 @pytest.mark.parametrize(
     "kwargs, name",
     [({"n_parts": 0}, "n_parts"), ({"hidden_channels": -1}, "hidden_channels"),
-     ({"data_format": "x"}, "data_format"), ({"return_attention_maps": 1}, "return_attention_maps")],
+     ({"data_format": "x"}, "data_format"), ({"return_attention_maps": 1}, "return_attention_maps"),
+     ({"map_normalization": "yes"}, "map_normalization"),
+     ({"map_initializer": "not_an_initializer"}, "map_initializer"),
+     ({"kernel_initializer": 3}, "kernel_initializer")],
 )
 def test_invalid_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"argument {name}.*Received: {name}="):
@@ -67,3 +224,36 @@ def test_invalid_arguments(kwargs, name):
 def test_invalid_rank():
     with pytest.raises(ValueError, match="4-D feature map"):
         BilinearAttentionPooling()(keras.Input((4, 3)))
+
+
+# ------------------------------------------------------ it trains
+def test_trains_from_scratch_with_live_maps():
+    """Short training on the embedded data: the maps stay alive and the
+    classifier beats chance, on the training images and on held-out ones."""
+    classes = 3
+    x, y, _ = keras_brnpa.datasets.synthetic_parts(400, image_size=64, num_classes=classes, seed=0)
+    xt, yt, _ = keras_brnpa.datasets.synthetic_parts(300, image_size=64, num_classes=classes, seed=1)
+    keras.utils.set_random_seed(0)
+    model = keras_brnpa.models.build_classifier(
+        classes, backbone="tiny", head="bcnn", n_parts=3, input_shape=(64, 64, 3)
+    )
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9  # statistics that follow a short run
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0)
+    maps = keras_brnpa.explain.attention_maps(model, xt, batch_size=100)
+    assert maps.shape == (300, 2, 2, 3)
+    dead = maps.max(axis=(1, 2)) == 0  # (image, part): zero at every location
+    assert not np.all(dead)
+    assert np.all(~dead.all(axis=0)), "a part map is zero on every image: dead"
+    assert dead.mean() < 0.25, dead.mean()
+    chance = 1 / classes
+    train_accuracy = model.evaluate(x, y, verbose=0)[1]
+    test_accuracy = model.evaluate(xt, yt, verbose=0)[1]
+    assert train_accuracy > chance + 0.2, train_accuracy
+    assert test_accuracy > chance + 0.04, test_accuracy  # 300 images: std 0.027

@@ -119,7 +119,8 @@ def explanation_map(model, images, batch_size=32, upsample=False):
 
     - BR-NPA head: attention map of part 1 times the feature norm
       (``a_1 * ||f||``), the paper's explanation map;
-    - B-CNN head: the mean of its attention maps;
+    - B-CNN head: the mean of its attention maps times the feature norm
+      (``mean_k(a_k) * ||f||``), the authors' B-CNN explanation map;
     - GAP head: the feature norm.
 
     Args:
@@ -144,7 +145,7 @@ def explanation_map(model, images, batch_size=32, upsample=False):
     if kind == "brnpa":
         maps = out["attention_maps"][..., 0] * out["feature_norm"]
     elif kind == "bcnn":
-        maps = out["attention_maps"].mean(axis=-1)
+        maps = out["attention_maps"].mean(axis=-1) * out["feature_norm"]
     else:
         maps = out["feature_norm"]
     return _finish(maps, size)
