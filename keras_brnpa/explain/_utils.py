@@ -1,6 +1,7 @@
 """Shared helpers of the explainers: checks, batching, resizing, model split."""
 
 import numbers
+import weakref
 
 import keras
 import numpy as np
@@ -360,8 +361,16 @@ def default_layer_name(model):
     return inspection.default_feature_layer(model)
 
 
+# The split of a model at a layer, built once per (model, layer): building
+# it creates two functional models.
+_SPLITS = weakref.WeakKeyDictionary()
+
+
 def split_model(model, layer_name=None):
     """Return ``(path, features_fn, head_fn)`` for a classifier.
+
+    The result is cached per model and layer (the functional pieces are
+    built once).
 
     ``features_fn(images)`` gives the activations of the layer
     ``layer_name`` (a name, a nested path ``"outer/inner"`` or a layer
@@ -383,6 +392,18 @@ def split_model(model, layer_name=None):
     if layer_name is None:
         layer_name = default_layer_name(model)
     path, chain = inspection.find_layer(model, layer_name)
+    try:
+        cache = _SPLITS.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        cache = {}
+    if path in cache and cache[path][0] is chain[-1]:
+        return cache[path][1]
+    result = _split_path(model, path, chain)
+    cache[path] = (chain[-1], result)
+    return result
+
+
+def _split_path(model, path, chain):
     shape = tuple(chain[-1].output.shape) if _has_output(chain[-1]) else None
     if shape is None or len(shape) != 4:
         raise _split_error(model, path, f"its output has shape {shape}")

@@ -45,9 +45,16 @@ def _run(model, images, batch_size, upsample, keys):
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     collected = {key: [] for key in keys}
     for index in _utils.batches(len(images), batch_size):
-        out = net(images[index], training=False)
+        # The compiled predict function, every batch padded to one of a few
+        # sizes (a new shape costs a compilation on JAX).
+        batch = images[index]
+        n = len(batch)
+        target = max(n, min(_utils._bucket(n), batch_size))
+        if target != n:
+            batch = np.concatenate([batch, np.zeros((target - n,) + batch.shape[1:], batch.dtype)])
+        out = net.predict_on_batch(batch)
         for key in keys:
-            collected[key].append(_utils.to_numpy(out[key]).astype("float32"))
+            collected[key].append(np.asarray(out[key])[:n].astype("float32"))
     return {key: np.concatenate(value) for key, value in collected.items()}, size
 
 
