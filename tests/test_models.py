@@ -51,6 +51,68 @@ def test_to_high_resolution_keeps_weights(low_classifier):
     assert to_numpy(high(x)).shape == (2, 4)
 
 
+@pytest.mark.parametrize(
+    "application", ["MobileNetV2", "ResNet50V2", "ConvNeXtTiny"]
+)
+def test_to_high_resolution_keras_applications(application):
+    net = getattr(keras.applications, application)(
+        input_shape=SHAPE, include_top=False, weights=None
+    )
+    high = models.to_high_resolution(net)
+    assert net.output_shape[1:3] == (2, 2)
+    assert high.output_shape[1:3] == (8, 8)  # 4x per side
+    assert high.output_shape[-1] == net.output_shape[-1]
+    low_weights, high_weights = net.get_weights(), high.get_weights()
+    assert len(low_weights) == len(high_weights)
+    for a, b in zip(low_weights, high_weights):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).random((1,) + SHAPE).astype("float32")
+    assert to_numpy(high(x)).shape == (1, 8, 8, net.output_shape[-1])
+
+
+def test_to_high_resolution_classifier_around_application():
+    net = keras.applications.MobileNetV2(input_shape=SHAPE, include_top=False, weights=None)
+    low = models.build_classifier(3, backbone=net, n_parts=2)
+    high = models.to_high_resolution(low)
+    assert models.feature_shape(low) == (2, 2, 1280)
+    assert models.feature_shape(high) == (8, 8, 1280)
+    for a, b in zip(low.get_weights(), high.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Stages before the last two downsampling steps compute the same maps.
+    x = np.random.default_rng(2).random((1,) + SHAPE).astype("float32")
+    name = "block_5_add"  # stride 8 in MobileNetV2, before the changed steps
+    def cut(model):
+        backbone = model.get_layer("backbone")
+        return keras.Model(backbone.inputs, backbone.get_layer(name).output)
+
+    np.testing.assert_allclose(to_numpy(cut(high)(x)), to_numpy(cut(low)(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_to_high_resolution_clear_errors():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, strides=2)
+
+        def call(self, x):
+            return self.conv(x)
+
+    with pytest.raises(ValueError, match="subclassed"):
+        models.to_high_resolution(Subclassed())
+    flat = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Conv2D(4, 3, strides=2, padding="same"),
+        keras.layers.Conv2D(4, 3, strides=2, padding="same"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ])
+    with pytest.raises(ValueError, match="weights do not fit"):
+        models.to_high_resolution(flat)
+    net = keras.applications.MobileNetV2(input_shape=SHAPE, include_top=False, weights=None)
+    with pytest.raises(ValueError, match="argument strides"):
+        models.to_high_resolution(net, strides=(1, 1, 1, 1))
+
+
 def test_attention_model_outputs_match_layer(low_classifier):
     high = models.to_high_resolution(low_classifier)
     x = np.random.default_rng(1).random((2,) + SHAPE).astype("float32")

@@ -1,4 +1,4 @@
-"""ResNet backbones at low and high resolution (keras-cv ``ResNetBackbone``)."""
+"""ResNet backbones at low and high resolution, and ``to_high_resolution`` for any CNN."""
 
 import copy
 import os
@@ -168,25 +168,35 @@ def _from_preset(resnet, preset, kwargs):
         ) from error
 
 
-def _is_resnet(config):
-    return (
+#: Config keys of the ResNet backbones whose strides are init arguments:
+#: keras-cv ``stackwise_strides``, keras-hub ``stackwise_num_strides``.
+_STRIDE_KEYS = ("stackwise_strides", "stackwise_num_strides")
+
+
+def _resnet_stride_key(config):
+    """The stride key of a serialized keras-cv/keras-hub ResNetBackbone, or None."""
+    if (
         isinstance(config, dict)
         and config.get("class_name") == "ResNetBackbone"
         and isinstance(config.get("config"), dict)
-        and "stackwise_strides" in config["config"]
-    )
+    ):
+        for key in _STRIDE_KEYS:
+            if key in config["config"]:
+                return key
+    return None
 
 
 def _replace_strides(config, strides):
     """Return (new_config, count) with every ResNetBackbone's strides set."""
-    if _is_resnet(config):
+    key = _resnet_stride_key(config)
+    if key is not None:
         config = copy.deepcopy(config)
-        config["config"]["stackwise_strides"] = list(strides)
+        config["config"][key] = list(strides)
         return config, 1
     if isinstance(config, dict):
         out, count = {}, 0
-        for key, value in config.items():
-            out[key], c = _replace_strides(value, strides)
+        for k, value in config.items():
+            out[k], c = _replace_strides(value, strides)
             count += c
         return out, count
     if isinstance(config, list):
@@ -199,45 +209,215 @@ def _replace_strides(config, strides):
     return config, 0
 
 
-def to_high_resolution(model, strides=RESOLUTION_STRIDES["high"]):
-    """Return the high-resolution twin of a model, with the same weights.
+# ------------------------------------------------- any CNN: graph surgery
+#: Layers whose ``strides`` downsample the feature map (and can be set to 1).
+_STRIDED = (
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+)
 
-    Every keras-cv ``ResNetBackbone`` inside ``model`` (the model itself, a
-    backbone from ``build_backbone`` or a classifier from
-    ``build_classifier``) gets the per-stage ``strides`` (default 1, 2, 1, 1:
-    stages 3 and 4 at stride 1), and all weights are copied: strides do not
-    change weight shapes. The feature map becomes 4x larger per side.
+
+def _is_graph(layer):
+    return isinstance(layer, keras.Model) and (
+        isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth")
+    )
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _walk_strides(model, level, path, found):
+    """Record ``(level, path, layer, node)`` for every strided layer of ``model``.
+
+    ``level`` is the cumulative stride of the model's input; the return
+    value is the cumulative stride of its output (the largest over its
+    inputs where branches merge).
+    """
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            level = _layer_strides(layer, level, path, found, None)
+        return level
+    levels = {id(t): level for t in model.inputs}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or node.operation is None:
+                continue
+            known = [levels[id(t)] for t in node.input_tensors if id(t) in levels]
+            out = _layer_strides(node.operation, max(known, default=level), path, found, node)
+            for t in node.output_tensors:
+                levels[id(t)] = out
+    return max(levels.get(id(t), level) for t in model.outputs)
+
+
+def _layer_strides(layer, level, path, found, node):
+    if _is_graph(layer):
+        found.append((level, path + (layer.name,), None, None))  # a nested model's input
+        return _walk_strides(layer, level, path + (layer.name,), found)
+    if isinstance(layer, keras.layers.InputLayer):
+        return level
+    if isinstance(layer, _STRIDED):
+        step = max(_pair(layer.strides))
+        if step > 1:
+            found.append((level, path, layer, node))
+        return level * step
+    return level
+
+
+def _cannot(model, reason):
+    return invalid(
+        "model",
+        f"<{type(model).__name__} {getattr(model, 'name', '?')!r}>",
+        "a functional or Sequential CNN with at least two downsampling steps (strided "
+        "Conv2D, DepthwiseConv2D, SeparableConv2D or pooling layers), or a model "
+        "containing a keras-cv/keras-hub ResNetBackbone (build_backbone, "
+        f"build_classifier) [{reason}]",
+    )
+
+
+def _layer_config(config, path, name):
+    """The serialized config dict of layer ``name`` below the containers ``path``."""
+    for part in tuple(path) + (name,):
+        layers = config["config"]["layers"]
+        matches = [entry for entry in layers if entry["config"].get("name") == part]
+        if len(matches) != 1:
+            raise KeyError(part)
+        config = matches[0]
+    return config["config"]
+
+
+def _padding_source(node):
+    """The ZeroPadding2D layer feeding ``node`` directly, or None."""
+    if node is None or len(node.input_tensors) != 1:
+        return None
+    source = node.input_tensors[0]._keras_history[0]
+    return source if isinstance(source, keras.layers.ZeroPadding2D) else None
+
+
+def _generic_high_resolution(model):
+    if not _is_graph(model):
+        raise _cannot(model, "a subclassed model has no graph of layers to change")
+    found = []
+    _walk_strides(model, 1, (), found)
+    containers = [(level, path) for level, path, layer, _ in found if layer is None]
+    found = [entry for entry in found if entry[2] is not None]
+    levels = sorted({level for level, *_ in found})
+    if len(levels) < 2:
+        raise _cannot(model, f"{len(levels)} downsampling step(s) found")
+    last_two = set(levels[-2:])
+    config = keras.saving.serialize_keras_object(model)
+    config = copy.deepcopy(config)
+    for level, path, layer, node in found:
+        if level not in last_two:
+            continue
+        target = _layer_config(config, path, layer.name)
+        target["strides"] = (1, 1)
+        kernel = _pair(
+            layer.pool_size if isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D))
+            else layer.kernel_size
+        )
+        if layer.padding == "same" or kernel == (1, 1):
+            continue
+        # A valid padding after explicit zero padding (keras.applications'
+        # "correct_pad"): pad k - 1 in total, as "same" does at stride 1.
+        padding = _padding_source(node)
+        if padding is not None and len(padding._inbound_nodes) == 1:
+            _layer_config(config, path, padding.name)["padding"] = tuple(
+                ((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel
+            )
+        else:
+            target["padding"] = "same"
+    for level, path in containers:
+        if level > levels[-2]:
+            # A nested model whose input is a map that is now larger.
+            _free_inputs(_layer_config(config, path[:-1], path[-1]))
+    return config
+
+
+def _free_inputs(inner):
+    """Let a nested model take any map size (its input is an intermediate map)."""
+    shape = inner.get("build_input_shape")
+    if isinstance(shape, (list, tuple)) and len(shape) == 4:
+        inner["build_input_shape"] = [shape[0], None, None, shape[3]]
+    for entry in inner.get("layers", []):
+        if entry.get("class_name") == "InputLayer":
+            shape = entry["config"].get("batch_shape")
+            if isinstance(shape, (list, tuple)) and len(shape) == 4:
+                entry["config"]["batch_shape"] = [shape[0], None, None, shape[3]]
+
+
+def to_high_resolution(model, strides=None):
+    """Return the high-resolution twin of a CNN, with the same weights.
+
+    Two cases:
+
+    - ``model`` is or contains a keras-cv or keras-hub ``ResNetBackbone``
+      (``build_backbone``, ``build_classifier``): each gets the per-stage
+      ``strides`` (default 1, 2, 1, 1: stages 3 and 4 at stride 1, the
+      paper's backbone; applying it twice changes nothing).
+    - any other functional or ``Sequential`` CNN (``keras.applications``
+      MobileNetV2, ResNet50V2, EfficientNetB0, ConvNeXtTiny, ... or a
+      classifier around one): the strided ``Conv2D``,
+      ``DepthwiseConv2D``, ``SeparableConv2D`` and pooling layers of the
+      last two downsampling steps (every layer whose input has the
+      largest, or the second largest, cumulative stride: a residual
+      shortcut goes with its branch) get stride 1. A valid-padded layer
+      gets the padding that keeps the size at stride 1 ("same", or the
+      zero padding before it made symmetric). Each call removes two more
+      steps.
+
+    Strides do not change weight shapes: all weights are copied. With
+    stride-2 steps the feature map becomes 4x larger per side. A model
+    with fewer than two downsampling steps, a subclassed model, or one
+    whose layers after the features depend on the map size (``Flatten``
+    then ``Dense``) raises a ``ValueError``.
 
     Args:
-        model: a ``keras.Model`` containing a keras-cv ``ResNetBackbone``.
-        strides: the 4 per-stage strides of the twin.
+        model: a ``keras.Model``.
+        strides: ResNetBackbones only: the 4 per-stage strides of the twin
+            (``None``: 1, 2, 1, 1). Other models take only ``None``.
 
     Returns:
         A new ``keras.Model``; ``model`` is not modified.
 
     Example:
 
-    >>> import keras_brnpa
+    >>> import keras, keras_brnpa
     >>> low = keras_brnpa.models.build_classifier(
     ...     10, backbone="tiny", input_shape=(64, 64, 3))
     >>> high = keras_brnpa.models.to_high_resolution(low)
     >>> keras_brnpa.models.feature_shape(low), keras_brnpa.models.feature_shape(high)
     ((2, 2, 128), (8, 8, 128))
+    >>> net = keras.applications.MobileNetV2(
+    ...     input_shape=(64, 64, 3), include_top=False, weights=None)
+    >>> net.output_shape, keras_brnpa.models.to_high_resolution(net).output_shape
+    ((None, 2, 2, 1280), (None, 8, 8, 1280))
     """
     if not isinstance(model, keras.Model):
         raise invalid("model", model, "a keras.Model")
-    strides = _check_strides(strides)
     config = keras.saving.serialize_keras_object(model)
-    new_config, count = _replace_strides(config, strides)
+    high = _check_strides(RESOLUTION_STRIDES["high"] if strides is None else strides)
+    new_config, count = _replace_strides(config, high)
     if count == 0:
-        raise invalid(
-            "model",
-            f"<{type(model).__name__} {model.name!r}>",
-            "a model containing a keras-cv ResNetBackbone (build_backbone or "
-            "build_classifier); for another backbone, build its "
-            "high-resolution version yourself and copy the weights with "
-            "set_weights",
-        )
-    twin = keras.saving.deserialize_keras_object(new_config)
-    twin.set_weights(model.get_weights())
+        if strides is not None and list(high) != list(RESOLUTION_STRIDES["high"]):
+            raise invalid(
+                "strides",
+                strides,
+                "None for a model without a keras-cv/keras-hub ResNetBackbone (its last "
+                "two downsampling steps get stride 1)",
+            )
+        new_config = _generic_high_resolution(model)
+    try:
+        twin = keras.saving.deserialize_keras_object(new_config)
+        twin.set_weights(model.get_weights())
+    except ValueError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _cannot(
+            model,
+            "the layers after the changed strides depend on the map size, the weights "
+            f"do not fit the high-resolution twin: {reason}",
+        ) from error
     return twin
