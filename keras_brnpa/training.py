@@ -5,7 +5,8 @@ A run lives in one folder:
 - ``run.json``: what the run is (``name``, ``config``), ``"running"`` or
   ``"finished"``; a finished run is never overwritten unless asked;
 - ``backup/``: the state of the last two finished epochs (weights,
-  optimizer, epoch number, seed-generator states; a
+  optimizer, epoch number, seed-generator states (and torch's global
+  generator, which unseeded dropout uses on torch); a
   ``keras.callbacks.BackupAndRestore`` whose copies are named by an
   atomically replaced manifest, ``backup.json``, with their SHA-256, so
   that a kill during a save loses nothing and a damaged copy falls back to
@@ -423,6 +424,39 @@ def _close_h5_files():
             pass
 
 
+def _global_rng_state():
+    """The backend's own global generator, where layers draw from it.
+
+    Keras on torch draws unseeded dropout from torch's global generator
+    (not from the layer's seed generator): its state is saved with each
+    backup so that a resumed run draws the same masks. Other backends:
+    ``None``.
+    """
+    import keras
+
+    if keras.config.backend() != "torch":
+        return None
+    import base64
+
+    import torch
+
+    return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+
+
+def _set_global_rng_state(state):
+    import keras
+
+    if state is None or keras.config.backend() != "torch":
+        return
+    import base64
+
+    import numpy as np
+    import torch
+
+    data = np.frombuffer(base64.b64decode(state), dtype=np.uint8).copy()
+    torch.set_rng_state(torch.from_numpy(data))
+
+
 def _backup_callback(backup_dir):
     import warnings
 
@@ -536,6 +570,7 @@ def _backup_callback(backup_dir):
             if len(states) == len(variables):
                 for variable, value in zip(variables, states):
                     variable.assign(np.asarray(value, dtype=variable.dtype))
+            _set_global_rng_state(record.get("global_rng_state"))
             self.model._initial_epoch = epoch
             return None
 
@@ -567,6 +602,7 @@ def _backup_callback(backup_dir):
                     "epoch": epoch,
                     "file": name,
                     "sha256": _sha256(path),
+                    "global_rng_state": _global_rng_state(),
                     "seed_states": [
                         keras.ops.convert_to_numpy(v).tolist() for v in self._seed_states()
                     ],
