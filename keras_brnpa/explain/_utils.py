@@ -6,6 +6,7 @@ import weakref
 import keras
 import numpy as np
 
+from keras_brnpa._image import resize_maps
 from keras_brnpa.models import inspection
 
 from keras_brnpa.layers._validation import check_positive_int
@@ -85,41 +86,17 @@ def resolve_upsample(upsample, image_size):
     raise invalid("upsample", upsample, "False, True (the image size) or a tuple (H, W)")
 
 
-def _interpolation_matrix(in_size, out_size):
-    """Rows: output pixels; columns: input pixels; bilinear, half-pixel."""
-    matrix = np.zeros((out_size, in_size), dtype=np.float64)
-    scale = in_size / out_size
-    centres = (np.arange(out_size) + 0.5) * scale - 0.5
-    centres = np.clip(centres, 0.0, in_size - 1)
-    low = np.floor(centres).astype(int)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = centres - low
-    rows = np.arange(out_size)
-    np.add.at(matrix, (rows, low), 1.0 - frac)
-    np.add.at(matrix, (rows, high), frac)
-    return matrix
-
-
 def resize(maps, size):
-    """Bilinear resize of ``(B, h, w)`` or ``(B, h, w, P)`` NumPy maps."""
-    maps = np.asarray(maps)
-    out_h, out_w = size
-    rows = _interpolation_matrix(maps.shape[1], out_h)
-    cols = _interpolation_matrix(maps.shape[2], out_w)
-    if maps.ndim == 3:
-        out = np.einsum("Hh,bhw,Ww->bHW", rows, maps, cols, optimize=True)
-    else:
-        out = np.einsum("Hh,bhwp,Ww->bHWp", rows, maps, cols, optimize=True)
-    return out.astype("float32")
+    """Bilinear resize of ``(B, h, w)`` or ``(B, h, w, P)`` maps (float32 NumPy)."""
+    return resize_maps(maps, size)
 
 
 def upsample(maps, size):
     """Resize saliency maps bilinearly (half-pixel centres, no antialiasing).
 
-    The same convention as ``keras.ops.image.resize(..., "bilinear",
-    antialias=False)``, done in NumPy so that it is identical on every
-    backend. Non-negative maps stay non-negative and a constant map stays
-    constant.
+    ``keras.ops.image.resize(..., "bilinear", antialias=False)``, the
+    same numbers (to float32 precision) on every backend. Non-negative
+    maps stay non-negative and a constant map stays constant.
 
     Args:
         maps: array ``(B, h, w)`` or ``(B, h, w, P)`` (one map per part).
@@ -146,7 +123,7 @@ def upsample(maps, size):
             "maps", f"<array of shape {array.shape}>", "a non-empty array (B, h, w) or (B, h, w, P)"
         )
     size = check_size("size", size)
-    return resize(array.astype("float64"), size)
+    return resize(array, size)
 
 
 def progress(total, verbose, label, unit="image"):

@@ -15,6 +15,7 @@ and converted).
 
 import numpy as np
 
+from keras_brnpa._image import resize_maps
 from keras_brnpa.layers._validation import invalid
 from keras_brnpa.metrics._checks import check_saliency
 from keras_brnpa.metrics._checks import describe
@@ -179,24 +180,24 @@ def _normalised_norm(feature_norm, shape):
 
 # ------------------------------------------------------------------ regions
 def _resize_matrix(out_size, in_size):
-    """``(out_size, in_size)`` bilinear weights, half-pixel centres, clamped."""
-    source = (np.arange(out_size) + 0.5) * in_size / out_size - 0.5
-    source = np.clip(source, 0, in_size - 1)
-    low = np.floor(source).astype(np.int64)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = source - low
-    matrix = np.zeros((out_size, in_size))
-    np.add.at(matrix, (np.arange(out_size), low), 1 - frac)
-    np.add.at(matrix, (np.arange(out_size), high), frac)
-    return matrix
+    """``(out_size, in_size)`` weights of the shared bilinear resize along one axis.
+
+    The resize applied to the unit impulses (the identity), so that
+    matrix-based resampling (``faithfulness.fit_saliency``) uses the same
+    numbers as ``upsample``.
+    """
+    if out_size == in_size:
+        return np.eye(in_size)
+    impulses = np.eye(in_size, dtype="float32")[None]  # (1, in rows, in impulses)
+    return resize_maps(impulses, (out_size, in_size))[0].astype(np.float64)
 
 
 def upsample(saliency, size):
     """Bilinear resize of ``(B, h, w)`` maps to ``size = (H, W)``.
 
-    Half-pixel centres and clamped edges (like ``keras.ops.image.resize``
-    with ``"bilinear"`` and no antialiasing); the identity when the size is
-    unchanged. The maximum of an upsampled map stays inside the block of
+    ``keras.ops.image.resize`` with ``"bilinear"``, half-pixel centres,
+    clamped edges and no antialiasing (computed in float32, returned as
+    float64); the identity when the size is unchanged. The maximum of an upsampled map stays inside the block of
     the maximal cell when that cell is a strict local maximum.
 
     Example:
@@ -206,12 +207,9 @@ def upsample(saliency, size):
     (1, 4, 6)
     """
     saliency = np.asarray(saliency, np.float64)
-    h, w = saliency.shape[1:]
-    if (h, w) == tuple(size):
+    if tuple(saliency.shape[1:]) == tuple(size):
         return saliency
-    rows = _resize_matrix(size[0], h)
-    cols = _resize_matrix(size[1], w)
-    return np.einsum("Hh,bhw,Ww->bHW", rows, saliency, cols)
+    return resize_maps(saliency, size).astype(np.float64)
 
 
 def _check_size(size):
