@@ -229,10 +229,10 @@ def test_invalid_rank():
 # ------------------------------------------------------ it trains
 def test_trains_from_scratch_with_live_maps():
     """Short training on the embedded data: the maps stay alive and the
-    classifier beats chance, on the training images and on held-out ones."""
+    classifier beats chance, on training images and on held-out ones."""
     classes = 3
-    x, y, _ = keras_brnpa.datasets.synthetic_parts(400, image_size=64, num_classes=classes, seed=0)
-    xt, yt, _ = keras_brnpa.datasets.synthetic_parts(300, image_size=64, num_classes=classes, seed=1)
+    x, y, _ = keras_brnpa.datasets.synthetic_parts(320, image_size=64, num_classes=classes, seed=0)
+    xt, yt, _ = keras_brnpa.datasets.synthetic_parts(200, image_size=64, num_classes=classes, seed=1)
     keras.utils.set_random_seed(0)
     model = keras_brnpa.models.build_classifier(
         classes, backbone="tiny", head="bcnn", n_parts=3, input_shape=(64, 64, 3)
@@ -246,14 +246,17 @@ def test_trains_from_scratch_with_live_maps():
         metrics=["accuracy"],
     )
     model.fit(x, y, batch_size=32, epochs=4, verbose=0)
-    maps = keras_brnpa.explain.attention_maps(model, xt, batch_size=100)
-    assert maps.shape == (300, 2, 2, 3)
+    # Held-out logits and maps in one inference pass.
+    out = keras_brnpa.models.attention_model(model).predict(xt, batch_size=100, verbose=0)
+    maps = out["attention_maps"]
+    assert maps.shape == (200, 2, 2, 3)
     dead = maps.max(axis=(1, 2)) == 0  # (image, part): zero at every location
     assert not np.all(dead)
     assert np.all(~dead.all(axis=0)), "a part map is zero on every image: dead"
     assert dead.mean() < 0.25, dead.mean()
     chance = 1 / classes
-    train_accuracy = model.evaluate(x, y, verbose=0)[1]
-    test_accuracy = model.evaluate(xt, yt, verbose=0)[1]
+    test_accuracy = np.mean(out["logits"].argmax(axis=-1) == yt)
+    train_accuracy = model.evaluate(x[:200], y[:200], verbose=0)[1]
     assert train_accuracy > chance + 0.2, train_accuracy
-    assert test_accuracy > chance + 0.04, test_accuracy  # 300 images: std 0.027
+    # 200 held-out images: the accuracy of a chance classifier has std 0.033.
+    assert test_accuracy > chance + 0.04, test_accuracy

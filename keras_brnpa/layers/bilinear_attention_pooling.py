@@ -42,7 +42,7 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
     pre-activation is centred over the batch and the locations, so part of
     every map stays positive and trainable. ``map_normalization=False`` is
     exactly the authors' block. Measured on the embedded data
-    (``docs/how_it_works.md``): without it a third to two thirds of the
+    (``docs/how_it_works.md``): without it a fifth to two thirds of the
     maps died within a few epochs; with it none did, and the B-CNN
     trained as well as the plain CNN.
 
