@@ -322,6 +322,12 @@ def test_demo_smoke_writes_report_metrics_and_galleries(tmp_path, capsys):
         assert 0 <= row["pointing_game"] <= 1
         assert f"| {row['method']} |" in report
     assert set(metrics["models"]) == {"cnn", "bcnn", "brnpa_low", "brnpa_high"}
+    assert "## At a common resolution (8x8)" in report
+    common = metrics["common_resolution"]["rows"]
+    assert set(common) == set(labels)
+    assert all(0 <= c["dauc"] <= 1 and 0 <= c["pointing_game"] <= 1 for c in common.values())
+    # RISE (64x64) and the high-resolution BR-NPA (8x8) are compared on the same 8x8 grid.
+    assert "| RISE | 64x64 -> 8x8 |" in report
     for baseline in ("B-CNN", "Grad-CAM", "Grad-CAM++", "Score-CAM", "RISE"):
         assert f"- Against {baseline}, BR-NPA (high res.) is" in report
     code, _, err = _run(["demo", "--smoke", "--output", str(out)], capsys)

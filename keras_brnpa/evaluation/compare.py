@@ -123,6 +123,7 @@ class ExplanationReport:
         curves: dict ``{"deletion": {label: (B, steps + 1)}, "insertion":
             {...}}``.
         images, labels, masks, class_names, settings: what was compared.
+        models: the dict ``{name: model}`` (set by ``compare_explanations``).
 
     Example:
 
@@ -147,6 +148,7 @@ class ExplanationReport:
         self.masks = masks
         self.class_names = class_names
         self.settings = settings
+        self.models = {}
 
     def __repr__(self):
         return f"<ExplanationReport: {len(self.rows)} explanations of {len(self.images)} images>"
@@ -476,4 +478,7 @@ def compare_explanations(
         {"label": label, "model": name, "method": method, "kwargs": kwargs}
         for label, name, method, kwargs in plan
     ]}
-    return ExplanationReport(rows, all_maps, curves, images, labels, masks, class_names, settings)
+    report = ExplanationReport(rows, all_maps, curves, images, labels, masks, class_names,
+                               settings)
+    report.models = models
+    return report
