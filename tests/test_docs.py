@@ -167,6 +167,21 @@ def test_mkdocs_build_strict(tmp_path):
     # The docstring examples are rendered as code, not as quoted text.
     assert '<span class="gp">&gt;&gt;&gt; </span>' in html
     assert "keras_brnpa.BRNPAAttention" in html
+    # Offline: no script or stylesheet from another site; formulas are
+    # MathML written at build time, not LaTeX waiting for a script.
+    site = tmp_path / "site"
+    remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//", re.I)
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        found = remote.search(text)
+        assert found is None, f"{page.relative_to(site)}: remote resource {found.group(0)!r}"
+    theory = (site / "how_it_works" / "index.html").read_text(encoding="utf-8")
+    assert "<math" in theory and "\\(" not in theory and "$$" not in theory
+    # The source repository is linked, long signatures are wrapped.
+    assert 'class="md-source"' in theory
+    models = (site / "api" / "models" / "index.html").read_text(encoding="utf-8")
+    signature = re.search(r'doc-signature highlight">(.*?)</div>', models, re.S)
+    assert signature is not None and signature.group(1).count("\n") > 2
 
 
 # ------------------------------------------------------------ API reference
