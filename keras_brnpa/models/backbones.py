@@ -23,7 +23,26 @@ RESNET_CONFIGS = {
 RESOLUTION_STRIDES = {"low": (1, 2, 2, 2), "high": (1, 2, 1, 1)}
 
 
-def _resnet_class():
+#: Where the ResNets come from: keras-cv (a dependency) or keras-hub (the
+#: ``keras-hub`` extra: it installs TensorFlow and tensorflow-text, also for
+#: JAX and PyTorch users; see docs/installation.md).
+SOURCES = ("keras_cv", "keras_hub")
+
+#: keras-hub block types of the ``RESNET_CONFIGS`` names.
+_HUB_BLOCKS = {"basic_block": "basic_block", "block": "bottleneck_block"}
+
+
+def _resnet_class(source="keras_cv"):
+    if source == "keras_hub":
+        try:
+            import keras_hub
+        except ImportError as error:
+            raise ImportError(
+                "build_backbone(source='keras_hub') needs keras-hub: pip install "
+                "'keras-brnpa[keras-hub]' (it also installs TensorFlow and "
+                "tensorflow-text), or use source='keras_cv'"
+            ) from error
+        return keras_hub.models.ResNetBackbone
     try:
         import keras_cv
     except ImportError as error:  # pragma: no cover - keras-cv is a dependency
@@ -62,11 +81,13 @@ def build_backbone(
     input_shape=(None, None, 3),
     include_rescaling=False,
     model_name="backbone",
+    source="keras_cv",
 ):
     """Build a ResNet feature extractor at low or high resolution.
 
-    The backbone is keras-cv's ``ResNetBackbone``, whose per-stage strides
-    set the resolution: ``"low"`` is the usual ResNet (strides 1, 2, 2, 2:
+    The backbone is keras-cv's ``ResNetBackbone`` (``source="keras_cv"``,
+    the default) or keras-hub's (``source="keras_hub"``, the ``keras-hub``
+    extra), whose per-stage strides set the resolution: ``"low"`` is the usual ResNet (strides 1, 2, 2, 2:
     a 448 px image gives a 14x14 map); ``"high"`` is the paper's BR-NPA
     backbone (strides 1, 2, 1, 1: a 56x56 map, 16x more locations). Strides
     do not change weight shapes, so a high-resolution backbone can take the
@@ -76,19 +97,25 @@ def build_backbone(
         name: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``,
             ``"resnet101"``, ``"resnet152"``, ``"tiny"`` (a 44k-parameter
             bottleneck ResNet with one block per stage, for tests and
-            demos), or a ``keras.Model`` whose output is a 4-D feature map
+            demos; 106k with keras-hub, whose stage 1 must have 64
+            filters), or a ``keras.Model`` whose output is a 4-D feature map
             (returned unchanged).
         resolution: ``"low"`` or ``"high"``.
         strides: optional sequence of 4 per-stage strides, overrides
             ``resolution``.
-        weights: ``None`` (random), a keras-cv preset name such as
-            ``"resnet50_imagenet"`` (downloaded when online; offline it
-            fails with a clear message), or a path to a ``.weights.h5`` or
-            ``.keras`` file with the weights of the same architecture.
+        weights: ``None`` (random), a preset name of the source
+            (keras-cv: ``"resnet50_imagenet"``, ...; keras-hub:
+            ``"resnet_50_imagenet"``, ...: downloaded when online, a clear
+            error offline; the preset sets the architecture, ``name`` is
+            then ignored), or a path to a ``.weights.h5`` or ``.keras``
+            file with the weights of the same architecture.
         input_shape: image shape, channels last.
-        include_rescaling: if ``True`` a ``Rescaling(1/255)`` layer comes
-            first (inputs in ``[0, 255]``).
+        include_rescaling: keras-cv only: if ``True`` a
+            ``Rescaling(1/255)`` layer comes first (inputs in ``[0, 255]``).
         model_name: name of the returned model.
+        source: ``"keras_cv"`` or ``"keras_hub"``. The two build the same
+            ResNets with different layer layouts: weights files of one do
+            not load into the other.
 
     Returns:
         A ``keras.Model`` mapping images ``(B, H, W, 3)`` to features
@@ -116,7 +143,32 @@ def build_backbone(
         strides = RESOLUTION_STRIDES[resolution]
     strides = _check_strides(strides)
     filters, blocks, block_type = RESNET_CONFIGS[name]
-    resnet = _resnet_class()
+    check_choice("source", source, SOURCES)
+    resnet = _resnet_class(source)
+    if source == "keras_hub":
+        if include_rescaling:
+            raise invalid(
+                "include_rescaling",
+                include_rescaling,
+                "False with source='keras_hub' (scale the images before the model)",
+            )
+        kwargs = dict(
+            stackwise_num_strides=strides, image_shape=tuple(input_shape), name=model_name
+        )
+        if isinstance(weights, str) and not _looks_like_path(weights):
+            return _from_preset(resnet, weights, kwargs, source)
+        model = resnet(
+            input_conv_filters=[16 if name == "tiny" else 64],
+            input_conv_kernel_sizes=[7],
+            # keras-hub's ResNet wants 64 filters in stage 1 (also for "tiny").
+            stackwise_num_filters=[64] + list(filters[1:]),
+            stackwise_num_blocks=list(blocks),
+            block_type=_HUB_BLOCKS[block_type],
+            **kwargs,
+        )
+        if weights is not None:
+            _load_weights_file(model, weights)
+        return model
     kwargs = dict(
         stackwise_strides=strides,
         include_rescaling=include_rescaling,
@@ -124,7 +176,7 @@ def build_backbone(
         name=model_name,
     )
     if isinstance(weights, str) and not _looks_like_path(weights):
-        return _from_preset(resnet, weights, kwargs)
+        return _from_preset(resnet, weights, kwargs, source)
     model = resnet(
         stackwise_filters=list(filters),
         stackwise_blocks=list(blocks),
@@ -153,15 +205,18 @@ def _load_weights_file(model, path):
         model.load_weights(path)
 
 
-def _from_preset(resnet, preset, kwargs):
+def _from_preset(resnet, preset, kwargs, source="keras_cv"):
+    library = source.replace("_", "-")
     known = sorted(resnet.presets)
     if preset not in known:
-        raise invalid("weights", preset, "None, a file path or a keras-cv preset: " + ", ".join(known))
+        raise invalid(
+            "weights", preset, f"None, a file path or a {library} preset: " + ", ".join(known)
+        )
     try:
         return resnet.from_preset(preset, **kwargs)
     except Exception as error:  # network failures come in many types
         raise RuntimeError(
-            f"Could not load the keras-cv preset weights={preset!r} "
+            f"Could not load the {library} preset weights={preset!r} "
             f"({type(error).__name__}: {error}). Presets are downloaded on "
             "first use: connect to the internet once, or pass the path of a "
             "saved weights file instead."
