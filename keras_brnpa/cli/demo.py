@@ -15,11 +15,12 @@ from keras_brnpa.cli._common import say
 SETTINGS = {
     # Measured (docs/distillation.md, docs/cli.md): more images rather than
     # more epochs (the small network overfits 3,000 images), Adam with a
-    # cosine decay from 3e-3; the student distilled with T=4, alpha=0.5.
+    # cosine decay from 3e-3; the student distilled with T=1, alpha=0.1.
     "full": {
         "image_size": 64, "num_images": 12000, "test_images": 120, "accuracy_images": 600,
         "num_classes": 5, "epochs": 8, "distill_epochs": 2, "batch_size": 32,
-        "learning_rate": 3e-3, "distill_learning_rate": 1e-3,
+        "learning_rate": 3e-3, "distill_learning_rate": 1e-3, "temperature": 1.0,
+        "alpha": 0.1,
         # Perturbation methods cost one forward pass per mask or channel and
         # image: 250 RISE masks, Score-CAM on the 32 most active channels.
         "rise_masks": 250, "rise_grid": 6, "score_channels": 32, "steps": 24, "gallery": 6,
@@ -28,7 +29,8 @@ SETTINGS = {
     "smoke": {
         "image_size": 64, "num_images": 16, "test_images": 6, "accuracy_images": 6,
         "num_classes": 3, "epochs": 1, "distill_epochs": 1, "batch_size": 16,
-        "learning_rate": 3e-3, "distill_learning_rate": 1e-3, "rise_masks": 16, "rise_grid": 4,
+        "learning_rate": 3e-3, "distill_learning_rate": 1e-3, "temperature": 1.0, "alpha": 0.1,
+        "rise_masks": 16, "rise_grid": 4,
         "score_channels": 4, "steps": 3, "gallery": 3, "common_grid": 8,
         # Compiling a graph costs more than running 2 steps eagerly.
         "run_eagerly": True, "validation": False,
@@ -166,8 +168,9 @@ def run(args, callbacks=()):
         say(f"[5/6] distilling the high-resolution BR-NPA student "
             f"({settings['distill_epochs']} epochs)", args.quiet)
         student = distill_command.build_student(trained["brnpa_low"])
-        distiller = keras_brnpa.Distiller(trained["brnpa_low"], student, temperature=4.0,
-                                          alpha=0.5)
+        distiller = keras_brnpa.Distiller(trained["brnpa_low"], student,
+                                          temperature=settings["temperature"],
+                                          alpha=settings["alpha"])
         distiller.compile(optimizer=_adam(settings["distill_learning_rate"],
                                           settings["distill_epochs"] * steps_per_epoch),
                           loss=train_command.loss(), metrics=["accuracy"],
@@ -291,8 +294,8 @@ def write_report(output, report, trained, settings, backend, seconds, accuracy):
         f"{settings['num_images']} training images. Every model uses the tiny ResNet backbone "
         f"trained from scratch, {settings['epochs']} epochs each (Adam, cosine decay from "
         f"{settings['learning_rate']}); the high-resolution student is distilled for "
-        f"{settings['distill_epochs']} epochs from the low-resolution BR-NPA teacher (T=4, "
-        f"alpha=0.5). Test accuracy on {max(settings['accuracy_images'], settings['test_images'])} "
+        f"{settings['distill_epochs']} epochs from the low-resolution BR-NPA teacher (T="
+        f"{settings['temperature']:g}, alpha={settings['alpha']:g}). Test accuracy on {max(settings['accuracy_images'], settings['test_images'])} "
         f"test images; the explanations on the first {settings['test_images']}.", "",
         "| model | head | feature map | parameters | test accuracy |", "|---|---|---|---|---|",
     ]

@@ -16,11 +16,12 @@ def add_parser(commands):
         "two stages set to 1, 4x finer maps) as the student of the trained low-resolution "
         "teacher (keras_brnpa.Distiller). Resumable like train.")
     _data.add_data_options(parser)
-    train_command.add_training_options(parser, epochs=3)
+    train_command.add_training_options(parser, epochs=2)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
-    parser.add_argument("--temperature", type=_common.positive_float, default=4.0,
-                        help="softmax temperature of the distillation loss")
-    parser.add_argument("--alpha", type=_common.unit_float, default=0.5,
+    parser.add_argument("--temperature", type=_common.positive_float, default=1.0,
+                        help="softmax temperature of the distillation loss (the measured "
+                        "recipe, docs/distillation.md)")
+    parser.add_argument("--alpha", type=_common.unit_float, default=0.1,
                         help="weight of the distillation term (1 - alpha: the labels)")
     parser.add_argument("--output", default=os.path.join("runs", "distill"), help="run folder")
     parser.set_defaults(run=run)
