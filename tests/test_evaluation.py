@@ -44,6 +44,12 @@ def test_rows_equal_direct_calls(setup):
         assert row["dauc"] == pytest.approx(dauc.mean(), abs=1e-6)
         assert row["iauc"] == pytest.approx(iauc.mean(), abs=1e-6)
         assert row["sparsity"] == pytest.approx(np.nanmean(metrics.sparsity(maps)), abs=1e-6)
+        if method == "brnpa":  # all the parts times the normalised feature norm
+            density = metrics.sparsity_density(explain.attention_maps(model, images),
+                                               explain.feature_norm_map(model, images))
+        else:
+            density = metrics.sparsity_density(maps)
+        assert row["sparsity_density"] == pytest.approx(density.mean(), abs=1e-6)
         assert row["pointing_game"] == pytest.approx(
             metrics.pointing_game(maps, masks).mean(), abs=1e-9)
         assert row["energy_in_mask"] == pytest.approx(

@@ -17,6 +17,7 @@ COLUMNS = {
     "dauc": ("DAUC", False),
     "iauc": ("IAUC", True),
     "sparsity": ("sparsity", True),
+    "sparsity_density": ("density", False),
     "pointing_game": ("pointing game", True),
     "energy_in_mask": ("energy in mask", True),
 }
@@ -117,8 +118,12 @@ class ExplanationReport:
         rows: list of dicts, one per explanation: ``method`` (label),
             ``model``, ``explainer`` (the ``explain.METHODS`` name),
             ``map_size`` (``[h, w]``), ``accuracy`` (with labels), ``dauc``,
-            ``iauc``, ``sparsity``, ``pointing_game`` and ``energy_in_mask``
-            (with masks), ``seconds``. Metric values are means over images.
+            ``iauc``, ``sparsity`` (per map, higher = sparser),
+            ``sparsity_density`` (the authors' sparsity, lower = sparser:
+            all the part maps times the normalised feature norm for a
+            model's own BR-NPA or B-CNN attention, the map itself for the
+            other methods), ``pointing_game`` and ``energy_in_mask`` (with
+            masks), ``seconds``. Metric values are means over images.
         maps: dict label -> ``(B, h, w)`` maps.
         curves: dict ``{"deletion": {label: (B, steps + 1)}, "insertion":
             {...}}``.
@@ -136,7 +141,7 @@ class ExplanationReport:
     >>> [row["method"] for row in report.rows]
     ['brnpa', 'gradcam']
     >>> print(report.to_markdown().splitlines()[0])
-    | method | model | map | DAUC (lower better) | IAUC (higher better) | sparsity (higher = sparser) |
+    | method | model | map | DAUC (lower better) | IAUC (higher better) | sparsity (higher = sparser) | density (authors' sparsity, lower = sparser) |
     """
 
     def __init__(self, rows, maps, curves, images, labels, masks, class_names, settings):
@@ -182,6 +187,8 @@ class ExplanationReport:
                 label += " (higher better)" if higher else " (lower better)"
             elif key == "sparsity":
                 label += " (higher = sparser)"
+            elif key == "sparsity_density":
+                label += " (authors' sparsity, lower = sparser)"
             header.append(label)
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row in self.rows:
@@ -322,6 +329,19 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _density(model, method, images, maps, batch_size):
+    """The authors' sparsity: all the part maps times the normalised feature
+    norm for the model's own attention, the map itself for other methods."""
+    from keras_brnpa import explain
+    from keras_brnpa import metrics
+
+    if method in ("brnpa", "attention") and _has_attention_head(model):
+        parts = explain.attention_maps(model, images, batch_size=batch_size)
+        norm = explain.feature_norm_map(model, images, batch_size=batch_size)
+        return metrics.sparsity_density(parts, norm)
+    return metrics.sparsity_density(maps)
+
+
 def _accuracy(model, images, labels, batch_size):
     predictions = []
     for start in range(0, len(images), batch_size):
@@ -460,6 +480,7 @@ def compare_explanations(
         row["dauc"] = _mean(dauc)
         row["iauc"] = _mean(iauc)
         row["sparsity"] = _mean(metrics.sparsity(maps))
+        row["sparsity_density"] = _mean(_density(model, method, images, maps, batch_size))
         if masks is not None:
             row["pointing_game"] = _mean(metrics.pointing_game(maps, masks).astype("float64"))
             row["energy_in_mask"] = _mean(metrics.energy_in_mask(maps, masks))
