@@ -295,7 +295,8 @@ def write_report(output, report, trained, settings, backend, seconds, accuracy):
         f"trained from scratch, {settings['epochs']} epochs each (Adam, cosine decay from "
         f"{settings['learning_rate']}); the high-resolution student is distilled for "
         f"{settings['distill_epochs']} epochs from the low-resolution BR-NPA teacher (T="
-        f"{settings['temperature']:g}, alpha={settings['alpha']:g}). Test accuracy on {max(settings['accuracy_images'], settings['test_images'])} "
+        f"{settings['temperature']:g}, alpha={settings['alpha']:g}). Test accuracy on "
+        f"{max(settings['accuracy_images'], settings['test_images'])} "
         f"test images; the explanations on the first {settings['test_images']}.", "",
         "| model | head | feature map | parameters | test accuracy |", "|---|---|---|---|---|",
     ]
