@@ -99,7 +99,9 @@ def sparsity_density(part_maps, feature_norm=None, epsilon=0.0):
     A "density" in ``(0, 1]``: 1 for uniform maps, ``1 / (h * w)`` for
     maps with a single non-zero cell; **lower means sparser**. The authors
     report its mean over the test set. ``sparsity`` gives the per-map
-    inverse (higher = sparser) instead.
+    inverse (higher = sparser) instead. For a plain CNN (no part maps) the
+    authors score the feature norm itself: ``sparsity_density(norm)``,
+    with ``feature_norm=None``.
 
     Differences with the authors' code, both documented choices: they add
     ``1e-5`` to ``max(m_k)``, which lowers the value of maps whose maximum
