@@ -154,3 +154,52 @@ def test_exported():
         distillation.recipe.build_high_resolution_student
     )
     assert distillation.STUDENT_INITS == ("teacher", "backbone", "random")
+    assert distillation.IMAGENET_PRESETS["keras_cv"] == {"resnet50": "resnet50_imagenet"}
+
+
+def test_keras_hub_backbone_init_from_file_and_preset(tmp_path, monkeypatch):
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(3)
+    original = models.build_backbone("tiny", input_shape=SHAPE, source="keras_hub")
+    path = str(tmp_path / "hub.weights.h5")
+    original.save_weights(path)
+    teacher = models.build_classifier(
+        4, backbone=models.build_backbone("tiny", input_shape=SHAPE, source="keras_hub"),
+        head="brnpa", n_parts=3,
+    )
+    student = distillation.build_high_resolution_student(
+        teacher, init="backbone", backbone_weights=path
+    )
+    assert_high_resolution_twin(teacher, student)
+    for a, b in zip(original.get_weights(), student.get_layer("backbone").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"argument init.*'tiny', keras_hub"):
+        distillation.build_high_resolution_student(teacher, init="backbone")
+    # A keras-hub ResNet-50: the default is keras-hub's ImageNet preset.
+    asked = []
+
+    def offline(cls, preset, **kwargs):
+        asked.append(preset)
+        raise OSError("no network")
+
+    monkeypatch.setattr(keras_hub.models.ResNetBackbone, "from_preset", classmethod(offline))
+    hub50 = models.build_classifier(
+        3, backbone=models.build_backbone("resnet50", input_shape=(32, 32, 3), source="keras_hub"),
+        head="gap",
+    )
+    with pytest.raises(RuntimeError, match="resnet_50_imagenet"):
+        distillation.build_high_resolution_student(hub50, init="backbone")
+    assert asked == ["resnet_50_imagenet"]
+
+
+def test_any_cnn_teacher(tmp_path):
+    # A keras.applications CNN: teacher and random starts work, "backbone" says why not.
+    net = keras.applications.MobileNetV2(input_shape=(64, 64, 3), include_top=False, weights=None)
+    teacher = models.build_classifier(3, backbone=net, head="gap")
+    for init in ("teacher", "random"):
+        student = distillation.build_high_resolution_student(teacher, init=init)
+        assert models.feature_shape(student)[:2] == (8, 8)
+        same = np.array_equal(conv_kernels(teacher)[0], conv_kernels(student)[0])
+        assert same == (init == "teacher")
+    with pytest.raises(ValueError, match="ResNetBackbone for init='backbone'"):
+        distillation.build_high_resolution_student(teacher, init="backbone")

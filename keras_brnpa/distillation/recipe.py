@@ -64,26 +64,41 @@ def paper_optimizer():
 #: ``init`` values of ``build_high_resolution_student``.
 STUDENT_INITS = ("teacher", "backbone", "random")
 
-#: The keras-cv presets with ImageNet weights, per backbone architecture
-#: (the names of ``keras_brnpa.models.backbones.RESNET_CONFIGS``). keras-cv's
-#: ``ResNetBackbone`` (v1) publishes ImageNet weights for ResNet-50 only.
-IMAGENET_PRESETS = {"resnet50": "resnet50_imagenet"}
+#: The presets with ImageNet weights, per library (``source`` of
+#: ``keras_brnpa.models.build_backbone``) and backbone architecture (the
+#: names of ``keras_brnpa.models.backbones.RESNET_CONFIGS``): keras-cv's
+#: ``ResNetBackbone`` (v1) publishes them for ResNet-50 only, keras-hub's for
+#: ResNet-18, 50, 101 and 152.
+IMAGENET_PRESETS = {
+    "keras_cv": {"resnet50": "resnet50_imagenet"},
+    "keras_hub": {
+        "resnet18": "resnet_18_imagenet",
+        "resnet50": "resnet_50_imagenet",
+        "resnet101": "resnet_101_imagenet",
+        "resnet152": "resnet_152_imagenet",
+    },
+}
+
+# keras-hub's names of the block types (RESNET_CONFIGS uses keras-cv's).
+_HUB_BLOCK_TYPES = {"basic_block": "basic_block", "block": "bottleneck_block"}
 
 
 def build_high_resolution_student(
     teacher,
     init="teacher",
-    strides=RESOLUTION_STRIDES["high"],
+    strides=None,
     name=None,
     backbone_weights=None,
 ):
     """Build the high-resolution student of a low-resolution teacher.
 
-    The student is the teacher's twin with the per-stage strides of its
+    The student is the teacher's twin from
+    ``keras_brnpa.models.to_high_resolution``: the per-stage strides of its
     ResNet backbone set to ``strides`` (default 1, 2, 1, 1: stages 3 and 4
-    at stride 1, as in the paper): its feature map, and so its attention
-    maps, are 4x finer per side (16x more locations). Strides do not change
-    weight shapes, so the student can start from:
+    at stride 1, as in the paper; another CNN gets stride 1 in its last two
+    downsampling steps): its feature map, and so its attention maps, are
+    4x finer per side (16x more locations). Strides do not change weight
+    shapes, so the student can start from:
 
     - ``init="teacher"``: a copy of all the teacher's weights
       (``keras_brnpa.models.to_high_resolution``);
@@ -91,12 +106,14 @@ def build_high_resolution_student(
       do (their student starts from ImageNet weights, not from the
       teacher); the head and the last layer are freshly initialised. By
       default these are the ImageNet weights of the teacher's
-      architecture, a keras-cv preset (``IMAGENET_PRESETS``: only
-      ResNet-50 has one, ``"resnet50_imagenet"``), downloaded on first use;
-      offline, or for a backbone without such weights (``"tiny"``,
-      ResNet-18/34/101/152, your own), it raises an error saying so: pass
-      ``backbone_weights`` (a keras-cv preset name or a weights file of the
-      same architecture) to say where the weights come from;
+      architecture, a preset of the backbone's library
+      (``IMAGENET_PRESETS``: keras-cv has ``"resnet50_imagenet"`` only,
+      keras-hub ResNet-18/50/101/152), downloaded on first use; offline,
+      or for a backbone without such weights (``"tiny"``, keras-cv
+      ResNet-18/34/101/152, your own ResNet), it raises an error saying
+      so: pass ``backbone_weights`` (a preset name of that library or a
+      weights file of the same architecture) to say where the weights
+      come from. Only for a keras-cv or keras-hub ``ResNetBackbone``;
     - ``init="random"``: fresh random weights everywhere (the initialisers
       of the layers), for training from scratch.
 
@@ -105,14 +122,14 @@ def build_high_resolution_student(
 
     Args:
         teacher: a classifier from ``keras_brnpa.models.build_classifier``
-            (or any ``keras.Model`` containing a keras-cv
-            ``ResNetBackbone``).
+            (or any CNN ``to_high_resolution`` takes).
         init: ``"teacher"``, ``"backbone"`` or ``"random"`` (see above).
-        strides: the student's 4 per-stage strides.
+        strides: ResNet backbones only: the student's 4 per-stage strides
+            (``None``: 1, 2, 1, 1).
         name: the student's name (default ``"<teacher name>_high_resolution"``).
         backbone_weights: with ``init="backbone"`` only: ``None`` (the
-            ImageNet preset of the teacher's architecture), a keras-cv
-            preset name, or a path to a ``.weights.h5`` / ``.keras`` file
+            ImageNet preset of the teacher's architecture), a preset name
+            of the backbone's library (keras-cv or keras-hub), or a path to a ``.weights.h5`` / ``.keras`` file
             holding the weights of the teacher's backbone architecture.
 
     Returns:
@@ -182,16 +199,27 @@ def _resnet_backbones(model):
 
 
 def _architecture(backbone):
-    """The ``RESNET_CONFIGS`` name of a ``ResNetBackbone``, or ``None``."""
+    """``(source, name)`` of a ResNetBackbone: its library (``"keras_cv"`` or
+    ``"keras_hub"``) and its ``RESNET_CONFIGS`` name (``None`` if other)."""
     config = backbone.get_config()
+    if "stackwise_num_filters" in config:  # keras-hub
+        for arch, (filters, blocks, block_type) in RESNET_CONFIGS.items():
+            if (
+                list(config.get("stackwise_num_filters", [])) == [64] + list(filters[1:])
+                and list(config.get("stackwise_num_blocks", [])) == list(blocks)
+                and config.get("block_type") == _HUB_BLOCK_TYPES[block_type]
+                and list(config.get("input_conv_filters", [])) == [16 if arch == "tiny" else 64]
+            ):
+                return "keras_hub", arch
+        return "keras_hub", None
     for arch, (filters, blocks, block_type) in RESNET_CONFIGS.items():
         if (
             list(config.get("stackwise_filters", [])) == list(filters)
             and list(config.get("stackwise_blocks", [])) == list(blocks)
             and config.get("block_type") == block_type
         ):
-            return arch
-    return None
+            return "keras_cv", arch
+    return "keras_cv", None
 
 
 def _looks_like_file(value):
@@ -204,23 +232,25 @@ def _load_original_backbone_weights(teacher, student, strides, weights):
         raise invalid(
             "teacher",
             f"<{type(teacher).__name__} {teacher.name!r}>",
-            "a model with exactly one keras-cv ResNetBackbone for init='backbone' "
-            f"(found {len(targets)})",
+            "a model with exactly one keras-cv or keras-hub ResNetBackbone for "
+            f"init='backbone' (found {len(targets)}); for another CNN use init='teacher' "
+            "or 'random' and load its original weights into the student yourself",
         )
     target = targets[0]
-    arch = _architecture(target)
+    library, arch = _architecture(target)
     if weights is None:
-        weights = IMAGENET_PRESETS.get(arch)
+        weights = IMAGENET_PRESETS[library].get(arch)
         if weights is None:
             described = repr(arch) if arch else "a custom ResNetBackbone"
             raise invalid(
                 "init",
                 "backbone",
-                f"'teacher' or 'random' for a teacher whose backbone ({described}) has no "
-                "original weights: keras-cv publishes ImageNet weights only for "
-                + ", ".join(f"{a!r} ({p!r})" for a, p in IMAGENET_PRESETS.items())
+                f"'teacher' or 'random' for a teacher whose backbone ({described}, "
+                f"{library}) has no original weights: {library} publishes ImageNet "
+                "weights only for "
+                + ", ".join(f"{a!r} ({p!r})" for a, p in IMAGENET_PRESETS[library].items())
                 + "; the from-scratch backbones ('tiny', ...) have none. Pass "
-                "backbone_weights=<keras-cv preset or weights file> to name them",
+                "backbone_weights=<preset or weights file> to name them",
             )
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)
@@ -229,24 +259,27 @@ def _load_original_backbone_weights(teacher, student, strides, weights):
         raise invalid(
             "backbone_weights",
             weights,
-            "a keras-cv preset name: the teacher's ResNetBackbone is not one of the "
-            "package's architectures (" + ", ".join(RESNET_CONFIGS) + "), so load a "
-            "weights file into the student's backbone yourself (load_weights)",
+            "a preset name: the teacher's ResNetBackbone is not one of the package's "
+            "architectures (" + ", ".join(RESNET_CONFIGS) + "), so load a weights file "
+            "into the student's backbone yourself (load_weights)",
         )
     config = target.get_config()
+    options = {"source": library}
+    if library == "keras_cv":
+        options["include_rescaling"] = bool(config.get("include_rescaling", False))
     try:
         source = build_backbone(
             arch or "resnet50",  # a preset sets its own architecture
-            strides=list(strides),
+            strides=list(RESOLUTION_STRIDES["high"] if strides is None else strides),
             weights=weights,
             input_shape=tuple(target.input_shape[1:]),
-            include_rescaling=bool(config.get("include_rescaling", False)),
+            **options,
         )
     except ValueError as error:
         raise invalid(
             "backbone_weights",
             weights,
-            f"a keras-cv preset or a weights file of the teacher's backbone architecture "
+            f"a {library} preset or a weights file of the teacher's backbone architecture "
             f"({arch}): {str(error).splitlines()[0]}",
         ) from error
     source_weights = source.get_weights()
