@@ -42,7 +42,10 @@ PAPER_DEFAULTS = {
     "temperature_searched": (1.0, 6.0, 11.0, 16.0, 21.0),
     "alpha_searched": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     "kl_reduction": "sum over classes, mean over the batch",
-    "student_initialisation": "the teacher's weights (strides do not change weight shapes)",
+    "student_initialisation": (
+        "the backbone's ImageNet weights, not the teacher's (trainVal.py): "
+        "build_high_resolution_student(teacher, init='backbone')"
+    ),
 }
 
 
