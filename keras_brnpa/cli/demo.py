@@ -18,7 +18,7 @@ SETTINGS = {
     # cosine decay from 3e-3; the student distilled with T=1, alpha=0.1.
     "full": {
         "image_size": 64, "num_images": 12000, "test_images": 120, "accuracy_images": 600,
-        "num_classes": 5, "epochs": 8, "distill_epochs": 2, "batch_size": 32,
+        "num_classes": 5, "epochs": 10, "distill_epochs": 2, "batch_size": 32,
         "learning_rate": 3e-3, "distill_learning_rate": 1e-3, "temperature": 1.0,
         "alpha": 0.1,
         # Perturbation methods cost one forward pass per mask or channel and
