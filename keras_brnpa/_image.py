@@ -17,7 +17,10 @@ def resize_maps(maps, size):
     convention of ``tf.image.resize``, ``jax.image.resize`` and torch's
     ``interpolate(..., align_corners=False)``: the three backends give the
     same numbers to float32 precision. A map that keeps its size is
-    returned unchanged (as float32).
+    returned unchanged (as float32). Bilinear values lie between the
+    smallest and the largest value of each map: the result is clipped to
+    that range, so float rounding (torch gives 1.0000001 for a 0/1 map)
+    never makes a non-negative map negative or a [0, 1] mask exceed 1.
 
     Args:
         maps: array-like ``(B, h, w)`` or ``(B, h, w, P)`` (channels last).
@@ -49,4 +52,7 @@ def resize_maps(maps, size):
         data_format="channels_last",
     )
     out = np.asarray(keras.ops.convert_to_numpy(out), dtype="float32")
+    low = x.min(axis=(1, 2), keepdims=True)
+    high = x.max(axis=(1, 2), keepdims=True)
+    out = np.clip(out, low, high)
     return out[..., 0] if flat else out

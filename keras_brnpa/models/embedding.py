@@ -75,10 +75,10 @@ def build_embedding_model(
 
     Example:
 
-    >>> import numpy as np, keras_brnpa
+    >>> import numpy as np, keras, keras_brnpa
     >>> model = keras_brnpa.models.build_embedding_model(
     ...     backbone="tiny", head="brnpa", n_parts=3, input_shape=(64, 64, 3))
-    >>> out = np.asarray(model(np.ones((2, 64, 64, 3), "float32")))
+    >>> out = keras.ops.convert_to_numpy(model(np.ones((2, 64, 64, 3), "float32")))
     >>> out.shape, bool(np.allclose((out ** 2).sum(axis=1), 1.0, atol=1e-5))
     ((2, 384), True)
     >>> maps = keras_brnpa.explain.attention_maps(model, np.ones((2, 64, 64, 3), "float32"))
