@@ -276,7 +276,10 @@ def test_a_really_full_disk_gives_one_line_and_the_next_run_finishes(tmp_path):
                     reason="the stray line came from TensorFlow's PyFunc data op")
 def test_ctrl_c_in_the_cli_prints_one_line(tmp_path):
     output = tmp_path / "run"
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    # As a user runs it: no TF_CPP_MIN_LOG_LEVEL of the test process (an
+    # in-process cli.main sets it), so brnpa hides TensorFlow's native lines.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KERAS_BACKEND"] = "tensorflow"
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from keras_brnpa import cli; sys.exit(cli.main())", "train", "--backbone", "tiny", "--image-size",
          "64", "--n-parts", "2", "--num-images", "4000", "--epochs", "3", "--batch-size", "8",

@@ -122,13 +122,16 @@ def dropout(text):
 
 # ---------------------------------------------------------- quiet imports
 @contextlib.contextmanager
-def native_stderr_hidden():
+def native_stderr_hidden(restore=True):
     """Drop what C++ libraries (TensorFlow, XLA) write on stderr.
 
     While a command runs, file descriptor 2 points to ``/dev/null`` and
     Python's ``sys.stderr`` to the real stderr, so the command's messages
     and Python warnings still show. ``BRNPA_DEBUG=1`` keeps everything;
-    ``TF_CPP_MIN_LOG_LEVEL`` set by the user is respected.
+    ``TF_CPP_MIN_LOG_LEVEL`` set by the user is respected. With
+    ``restore=False`` (the process's own command line) descriptor 2 stays
+    on ``/dev/null`` until the process ends: TensorFlow's data threads may
+    still write while Python shuts down after Ctrl-C.
     """
     user_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -148,14 +151,17 @@ def native_stderr_hidden():
         sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
         yield
     finally:
-        try:
+        if restore:
+            try:
+                sys.stderr.flush()
+                sys.stderr.close()
+            finally:
+                sys.stderr = original
+                os.dup2(saved, 2)
+                os.close(saved)
+                os.close(devnull)
+        else:
             sys.stderr.flush()
-            sys.stderr.close()
-        finally:
-            sys.stderr = original
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
 
 
 def import_keras():
@@ -265,3 +271,54 @@ def verbose_level(args):
         return 0
     return 1 if sys.stdout.isatty() else 2
 
+
+
+# ------------------------------------------------------------- Ctrl-C
+@contextlib.contextmanager
+def interrupts_reach_training():
+    """Ctrl-C during ``fit`` stops at the end of the current batch.
+
+    TensorFlow runs the Python side of a data pipeline inside its own ops:
+    a ``KeyboardInterrupt`` raised there is taken for a data error (a stray
+    ``[[{{node PyFunc}}]]`` line) and can be lost. While a ``fit`` runs,
+    the handler only records Ctrl-C; the callback this yields raises
+    ``KeyboardInterrupt`` after the current batch, in plain Python. Outside
+    ``fit``, and at a second Ctrl-C, it raises at once.
+    """
+    import signal
+
+    import keras
+
+    state = {"fitting": False, "requested": False}
+
+    class StopOnCtrlC(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            state["fitting"] = True
+
+        def on_train_end(self, logs=None):
+            state["fitting"] = False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if state["requested"]:
+                state["fitting"] = False
+                raise KeyboardInterrupt
+
+        on_test_batch_end = on_train_batch_end
+
+    def handler(signum, frame):
+        if state["fitting"] and not state["requested"]:
+            state["requested"] = True
+            return
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield StopOnCtrlC()
+        return
+    try:
+        yield StopOnCtrlC()
+        if state["requested"]:  # Ctrl-C in the last batch: still an interruption
+            raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)

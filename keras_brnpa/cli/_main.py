@@ -63,6 +63,7 @@ def main(argv=None, callbacks=None):
     >>> cli.main(["train", "--backbone", "no-such-net", "--output", "/nonexistent/x"])
     2
     """
+    argv_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     prefix = f"brnpa {command}" if command else "brnpa"
@@ -73,12 +74,17 @@ def main(argv=None, callbacks=None):
         return error.code
     except SystemExit as error:  # --help and --version
         return error.code if isinstance(error.code, int) else 0
-    with _common.native_stderr_hidden():
+    # argv=None: the process's own command line (the brnpa script), whose
+    # standard error stays clear of native log lines until the process ends.
+    with _common.native_stderr_hidden(restore=argv_given):
         return _run(args, callbacks, prefix)
 
 
 def _run(args, callbacks, prefix):
     try:
+        if args.command in ("train", "distill", "demo"):
+            with _common.interrupts_reach_training() as stop:
+                return args.run(args, callbacks=list(callbacks or ()) + [stop])
         return args.run(args, callbacks=callbacks or ())
     except CLIError as error:
         print(f"{prefix}: error: {error}", file=sys.stderr)
