@@ -222,6 +222,19 @@ def test_insertion_baselines(twins):
     assert not np.allclose(grey, default)
 
 
+def test_deletion_to_the_mean_colour(twins):
+    _, logits_model, _, images = twins
+    saliency = np.random.default_rng(9).random((3, 4, 4))
+    mean = metrics.deletion_auc(logits_model, images, saliency, steps=4, baseline="mean")
+    by_hand = metrics.deletion_auc(logits_model, images, saliency, steps=4,
+                                   baseline=images.astype("float64").mean(axis=(0, 1, 2)))
+    np.testing.assert_allclose(mean, by_hand, atol=1e-6)
+    black = metrics.deletion_auc(logits_model, images, saliency, steps=4)
+    assert not np.allclose(mean, black)
+    with pytest.raises(ValueError, match="argument baseline"):
+        metrics.deletion_auc(logits_model, images, saliency, baseline="median")
+
+
 # ------------------------------------------------------------- any map size
 def test_saliency_grid_rule():
     grid = metrics.saliency_grid

@@ -244,7 +244,8 @@ def common_resolution(report, grid, steps):
         maps = metrics.fit_saliency(maps, size, max_cells=grid * grid)
         model = report.models[row["model"]]
         rows[row["method"]] = {
-            "dauc": float(metrics.deletion_auc(model, report.images, maps, steps=steps).mean()),
+            "dauc": float(metrics.deletion_auc(model, report.images, maps, steps=steps,
+                                               baseline="mean").mean()),
             "iauc": float(metrics.insertion_auc(model, report.images, maps, steps=steps).mean()),
             "pointing_game": float(metrics.pointing_game(maps, report.masks).mean()),
         }
@@ -308,7 +309,9 @@ def write_report(output, report, trained, settings, backend, seconds, accuracy):
         "", "## Results", "", report.to_markdown(), "",
         "Accuracy is that of the model the explanation comes from (the post-hoc methods all "
         f"explain the same plain CNN). DAUC/IAUC: {settings['steps']} steps, probability of the "
-        "predicted class. Sparsity: maximum over mean of the map (its ceiling grows with the "
+        "predicted class; deletion paints the removed cells with the mean colour of the test "
+        "images (what the authors' 0 is on normalised inputs). Sparsity: maximum over mean of "
+        "the map, higher = sparser (its ceiling grows with the "
         "number of cells, so a finer map can score higher by construction). The maps do not "
         "share a resolution (see the map column): finer maps delete or insert smaller, better "
         "aimed regions and can point more precisely, which favours RISE (pixel level) and the "

@@ -364,6 +364,7 @@ def compare_explanations(
     verbose=False,
     layer_name=None,
     from_logits=None,
+    baseline="mean",
 ):
     """Score explanation methods on one or several models, in one table.
 
@@ -397,6 +398,11 @@ def compare_explanations(
             ``explain.grad_cam``); ``None``: each method's default.
         from_logits: ``None`` (detected per model), ``True`` or ``False``;
             passed to the methods and the metrics.
+        baseline: what deletion replaces the removed cells with
+            (``metrics.deletion_auc``): ``"mean"`` (default) the mean colour
+            of ``images``, which is what the authors' 0 means on
+            mean/std-normalised inputs, whatever range your model takes; or
+            a number or an array.
 
     Returns:
         An ``ExplanationReport``: ``rows``, ``to_markdown()``,
@@ -467,7 +473,7 @@ def compare_explanations(
             maps = maps[..., 0]
         scoring = dict(steps=steps, batch_size=2 * batch_size, return_curves=True,
                        from_logits=from_logits)
-        dauc, deletion = metrics.deletion_auc(model, images, maps, **scoring)
+        dauc, deletion = metrics.deletion_auc(model, images, maps, baseline=baseline, **scoring)
         iauc, insertion = metrics.insertion_auc(model, images, maps, **scoring)
         row = {
             "method": label,
@@ -495,7 +501,9 @@ def compare_explanations(
                     f"{COLUMNS[key][0]} {_fmt(row[key])}" for key in COLUMNS if key in row
                 ) + f" ({row['seconds']} s)"
             )
-    settings = {"steps": steps, "batch_size": batch_size, "seed": seed, "methods": [
+    settings = {"steps": steps, "batch_size": batch_size, "seed": seed,
+                "deletion_baseline": baseline if isinstance(baseline, (str, int, float)) else "array",
+                "methods": [
         {"label": label, "model": name, "method": method, "kwargs": kwargs}
         for label, name, method, kwargs in plan
     ]}

@@ -234,16 +234,21 @@ def _check_from_logits(from_logits):
 def _fill(baseline, images, name="baseline"):
     """The replacement pixels as an array broadcast to ``images.shape``.
 
-    ``baseline`` is a number, an array broadcastable to ``(H, W, C)`` or to
+    ``baseline`` is a number, ``"mean"`` (the mean colour of ``images``,
+    per channel), an array broadcastable to ``(H, W, C)`` or to
     ``(B, H, W, C)``, or a callable ``f(images) -> (B, H, W, C)``.
     """
     expected = (
-        "a number, an array broadcastable to (H, W, C) or (B, H, W, C), or a callable "
-        "images -> array of the images' shape"
+        "a number, 'mean', an array broadcastable to (H, W, C) or (B, H, W, C), or a "
+        "callable images -> array of the images' shape"
     )
     if isinstance(baseline, (bool, np.bool_)):
         raise invalid(name, baseline, expected)
-    if callable(baseline) and not isinstance(baseline, np.ndarray):
+    if isinstance(baseline, str):
+        if baseline != "mean":
+            raise invalid(name, baseline, expected)
+        array = images.mean(axis=(0, 1, 2), dtype=np.float64)
+    elif callable(baseline) and not isinstance(baseline, np.ndarray):
         try:
             value = baseline(images.copy())
         except Exception as error:
@@ -574,10 +579,13 @@ def deletion_auc(
         class_index: ``None`` (the class predicted on the intact image), an
             int, or one int per image: the class whose score is recorded
             (the class the explanation was made for).
-        baseline: value of removed pixels: a number (0 = the mean colour of
-            mean/std-normalised data, black for [0, 1] images), an array
-            broadcastable to ``(H, W, C)`` or ``(B, H, W, C)``, or a
-            callable ``f(images) -> array`` of the images' shape.
+        baseline: value of removed pixels: a number (0, the default: the
+            mean colour of mean/std-normalised data, as the authors use it;
+            black for [0, 1] images), ``"mean"`` (the mean colour of
+            ``images``, per channel: the authors' baseline for data in any
+            range), an array broadcastable to ``(H, W, C)`` or
+            ``(B, H, W, C)``, or a callable ``f(images) -> array`` of the
+            images' shape.
         return_curves: also return the curves.
         max_cells: the most cells of the grid (``None``: no limit).
         start_point: ``False`` (the authors' curve): one point after each
