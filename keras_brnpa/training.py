@@ -25,6 +25,8 @@ import os
 import shutil
 import time
 
+from keras_brnpa._json import json_default
+
 
 # No Keras (nor a backend) at import time: ``brnpa --help`` imports this
 # module. The argument checks come from the layers' helpers, on first use.
@@ -63,22 +65,12 @@ def _read_json(path):
         return {"status": "unreadable"}
 
 
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _write_json(path, data):
     """Write JSON atomically (a crash never leaves half a file)."""
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+            json.dump(data, f, indent=2, sort_keys=True, default=json_default)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

@@ -1,6 +1,5 @@
 """Compare explanation methods on one or several models: a methods x metrics table."""
 
-import json
 import math
 import os
 import time
@@ -8,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_brnpa._json import write_json
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
@@ -229,13 +229,7 @@ class ExplanationReport:
         >>> os.path.exists(path)
         True
         """
-        path = os.fspath(path)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-        return path
+        return write_json(os.fspath(path), self.to_dict())
 
     def _titles(self, n):
         if self.labels is None:
@@ -319,14 +313,6 @@ class ExplanationReport:
             "",
         ]
         return "\n".join(lines)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _density(model, method, images, maps, batch_size):
