@@ -14,15 +14,9 @@ import numpy as np
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import activations_and_gradients
 from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import logits_view
 from keras_brnpa.models.inspection import resolve_from_logits
-
-
-def _check_from_logits(from_logits):
-    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
-        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
-    return None if from_logits is None else bool(from_logits)
 
 
 class _Setup:
@@ -32,7 +26,7 @@ class _Setup:
         self, model, images, layer_name, class_index, batch_size, upsample, from_logits=None
     ):
         _utils.check_model(model)
-        self.from_logits = _check_from_logits(from_logits)
+        self.from_logits = check_from_logits(from_logits)
         self.images = _utils.check_images(images, model=model)
         self.batch_size = _utils.check_batch_size(batch_size)
         self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])

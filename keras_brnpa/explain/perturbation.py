@@ -8,6 +8,7 @@ import numpy as np
 from keras_brnpa.explain import _utils
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
+from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import resolve_from_logits
 
 
@@ -103,8 +104,7 @@ def rise(
     batch_size = _utils.check_batch_size(batch_size)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise invalid("seed", seed, "None or an int")
-    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
-        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
+    from_logits = check_from_logits(from_logits)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     _utils.check_outputs(model)
     class_index = _utils.check_class_index(class_index, len(images))

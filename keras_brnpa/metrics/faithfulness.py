@@ -56,6 +56,7 @@ from keras_brnpa.metrics._checks import describe
 from keras_brnpa.metrics._checks import to_numpy
 from keras_brnpa.metrics.localization import _resize_matrix
 from keras_brnpa.models.inspection import check_input_scale
+from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import resolve_from_logits
 
 #: The authors blur 448 px images with a 121 px box filter.
@@ -223,12 +224,6 @@ def _classes(class_index, outputs):
     if np.any(class_index < 0) or np.any(class_index >= k):
         raise invalid("class_index", class_index.tolist(), f"class indices in [0, {k})")
     return class_index
-
-
-def _check_from_logits(from_logits):
-    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
-        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
-    return from_logits
 
 
 def _fill(baseline, images, name="baseline"):
@@ -620,7 +615,7 @@ def deletion_auc(
     model = _check_model(model)
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     batch_size = check_positive_int("batch_size", batch_size)
-    from_logits = _check_from_logits(from_logits)
+    from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
@@ -716,7 +711,7 @@ def insertion_auc(
     model = _check_model(model)
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
     batch_size = check_positive_int("batch_size", batch_size)
-    from_logits = _check_from_logits(from_logits)
+    from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
@@ -791,7 +786,7 @@ def deletion_auc_loop(
     """
     model = _check_model(model)
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
-    from_logits = _check_from_logits(from_logits)
+    from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
@@ -831,7 +826,7 @@ def insertion_auc_loop(
     """
     model = _check_model(model)
     images, saliency, steps = _check_inputs(images, saliency, steps, max_cells, model)
-    from_logits = _check_from_logits(from_logits)
+    from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])

@@ -340,6 +340,24 @@ def outputs_look_like_probabilities(outputs, atol=1e-3):
     )
 
 
+def check_from_logits(from_logits):
+    """Validate ``from_logits``: ``None`` (auto-detect), ``True`` or ``False``.
+
+    Example:
+
+    >>> from keras_brnpa.models.inspection import check_from_logits
+    >>> check_from_logits(None), check_from_logits(True)
+    (None, True)
+    """
+    import numpy as np
+
+    if from_logits is None:
+        return None
+    if not isinstance(from_logits, (bool, np.bool_)):
+        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
+    return bool(from_logits)
+
+
 def resolve_from_logits(model, from_logits, outputs=None):
     """``from_logits`` with ``None`` resolved from the model.
 
@@ -365,12 +383,9 @@ def resolve_from_logits(model, from_logits, outputs=None):
     >>> keras_brnpa.models.resolve_from_logits(model, None)
     True
     """
+    from_logits = check_from_logits(from_logits)
     if from_logits is not None:
-        import numpy as np
-
-        if not isinstance(from_logits, (bool, np.bool_)):
-            raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
-        return bool(from_logits)
+        return from_logits
     kind = output_activation(model) if isinstance(model, keras.Model) else None
     if kind in ("softmax", "sigmoid"):
         return False
