@@ -104,12 +104,8 @@ def _train_one(name, model, data, epochs, args, callbacks):
     if os.path.exists(path):
         say(f"{name}: already trained ({path})", args.quiet)
         return _common.load_model(path)
-    training.fit_resumable(model, data["train"], data["val"], epochs, folder, callbacks,
-                           _common.verbose_level(args), finish=False)
-    target = model.student if hasattr(model, "student") else model
-    training.save_model(target, path)
-    training.discard_backup(folder)
-    training.finish_run(folder)
+    target, _ = train_command.fit_and_save(model, data["train"], data["val"], epochs, folder,
+                                           callbacks, _common.verbose_level(args))
     return target
 
 

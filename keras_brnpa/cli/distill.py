@@ -70,8 +70,9 @@ def run(args, callbacks=()):
                 **train_command.compile_mode(args))
             sample = train.x[:1] if hasattr(train, "x") else next(iter(train))[0][:1]
             distiller(sample)
-            final = train_command.fit_and_save(distiller, distiller.student, train, val, args,
-                                               callbacks, class_names)
+            _, final = train_command.fit_and_save(
+                distiller, train, val, args.epochs, args.output, callbacks,
+                _common.verbose_level(args), class_names=list(class_names))
     say(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; student saved to "
         f"{os.path.join(args.output, 'model.keras')}", args.quiet)
     return 0

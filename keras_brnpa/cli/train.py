@@ -136,23 +136,26 @@ def sync_batch_norm(model, replicas):
         distribute.synchronize_batch_norm(model)
 
 
-def fit_and_save(model, target, train_data, val_data, args, callbacks, class_names):
-    """Resumable fit in ``args.output``; saves ``target`` and finishes the run.
+def fit_and_save(model, train_data, val_data, epochs, folder, callbacks, verbose, **info):
+    """Resumable fit in ``folder``; saves the trained classifier, finishes the run.
 
-    The class names go into ``run.json``, where ``explain`` and ``evaluate``
-    find them next to ``model.keras``.
+    The saved model is ``model``, or the student of a ``Distiller``.
+    ``info`` (e.g. the class names, where ``explain`` and ``evaluate`` find
+    them next to ``model.keras``) goes into ``run.json``.
+
+    Returns:
+        ``(saved model, logs of the last epoch)``.
     """
     from keras_brnpa import training
 
-    history = training.fit_resumable(
-        model, train_data, val_data, args.epochs, args.output, callbacks,
-        verbose=_common.verbose_level(args), finish=False)
-    training.save_model(target, os.path.join(args.output, training.MODEL_FILE))
-    training.discard_backup(args.output)
+    history = training.fit_resumable(model, train_data, val_data, epochs, folder, callbacks,
+                                     verbose=verbose, finish=False)
+    target = model.student if hasattr(model, "student") else model
+    training.save_model(target, os.path.join(folder, training.MODEL_FILE))
+    training.discard_backup(folder)
     final = history[-1] if history else {}
-    training.finish_run(args.output, epochs_done=len(history), final=final,
-                        class_names=list(class_names))
-    return final
+    training.finish_run(folder, epochs_done=len(history), final=final, **info)
+    return target, final
 
 
 def config_of(args, keys):
@@ -196,7 +199,8 @@ def run(args, callbacks=()):
             model.compile(optimizer=optimizer(args.optimizer, args.learning_rate,
                                               args.weights is not None),
                           loss=loss(), metrics=["accuracy"], **compile_mode(args))
-            final = fit_and_save(model, model, train, val, args, callbacks, class_names)
+            _, final = fit_and_save(model, train, val, args.epochs, args.output, callbacks,
+                                    _common.verbose_level(args), class_names=list(class_names))
     say(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; model saved to "
         f"{os.path.join(args.output, 'model.keras')}", args.quiet)
     return 0
