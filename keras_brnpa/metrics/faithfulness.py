@@ -472,17 +472,23 @@ def _predict_function(model):
 
 # ------------------------------------------------------------------- batched
 def _batched_curves(
-    model, images, saliency, steps, batch_size, from_logits, fill, insertion, class_index
+    model, images, saliency, steps, batch_size, from_logits, fill, insertion, class_index,
+    start_point,
 ):
     batch, height, width, channels = images.shape
     h, w = saliency.shape[1:]
     cells = h * w
     bh, bw = height // h, width // w
-    counts = step_counts(cells, steps)
+    # Cells perturbed at each point of the curve (the authors': no t = 0 point).
+    counts = step_counts(cells, steps)[0 if start_point else 1 :]
     # Steps that perturb the same number of cells give the same image:
-    # evaluate each distinct count once per image.
-    unique, inverse = np.unique(counts, return_inverse=True)
-    intact = int(np.searchsorted(unique, cells if insertion else 0))
+    # evaluate each distinct count once per image, and the intact image
+    # (its prediction is the explained class) even when it is no point of
+    # the curve.
+    intact_count = cells if insertion else 0
+    unique = np.union1d(counts, [intact_count])
+    inverse = np.searchsorted(unique, counts)
+    intact = int(np.searchsorted(unique, intact_count))
     ranks = saliency_ranks(saliency)
     n_unique = len(unique)
     total = batch * n_unique
@@ -516,15 +522,11 @@ def _batched_curves(
     return scores[:, inverse]
 
 
-def _finish(curves, return_curves, start_point):
-    if not start_point:
-        curves = curves[:, 1:]  # the authors' curve: a point after each step only
+def _finish(curves, return_curves):
     auc = _area(curves)
     if return_curves:
         return auc, curves
     return auc
-
-
 
 
 def deletion_auc(
@@ -621,9 +623,10 @@ def deletion_auc(
     class_index = _check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
     curves = _batched_curves(
-        model, images, saliency, steps, batch_size, from_logits, fill, False, class_index
+        model, images, saliency, steps, batch_size, from_logits, fill, False, class_index,
+        start_point,
     )
-    return _finish(curves, return_curves, start_point)
+    return _finish(curves, return_curves)
 
 
 def insertion_auc(
@@ -717,9 +720,10 @@ def insertion_auc(
     class_index = _check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _batched_curves(
-        model, images, saliency, steps, batch_size, from_logits, start, True, class_index
+        model, images, saliency, steps, batch_size, from_logits, start, True, class_index,
+        start_point,
     )
-    return _finish(curves, return_curves, start_point)
+    return _finish(curves, return_curves)
 
 
 # ----------------------------------------------------------------- reference
@@ -732,18 +736,21 @@ def _forward_one(model, image):
     return _as_scores(outputs, 1)[0]
 
 
-def _loop_curves(model, images, saliency, steps, from_logits, start, perturbed, class_index):
+def _loop_curves(
+    model, images, saliency, steps, from_logits, start, perturbed, class_index, start_point
+):
     height, width = images.shape[1:3]
     h, w = saliency.shape[1:]
     bh, bw = height // h, width // w
-    curves = np.zeros((images.shape[0], steps + 1))
+    points = range(0 if start_point else 1, steps + 1)  # the authors': no t = 0 point
+    curves = np.zeros((images.shape[0], len(points)))
     for b in range(images.shape[0]):
         image = images[b]
         intact = _forward_one(model, image)
         label = _classes(None if class_index is None else class_index[b : b + 1], intact[None])
         logits = resolve_from_logits(model, from_logits, intact[None])
         order = np.argsort(-saliency[b].reshape(-1), kind="stable")
-        for t in range(steps + 1):
+        for point, t in enumerate(points):
             x = start[b].copy()
             for cell in order[: round(t * h * w / steps)]:
                 i, j = divmod(int(cell), w)
@@ -751,7 +758,7 @@ def _loop_curves(model, images, saliency, steps, from_logits, start, perturbed, 
                 cols = slice(j * bw, (j + 1) * bw)
                 x[rows, cols] = perturbed[b][rows, cols]
             output = _forward_one(model, x)
-            curves[b, t] = _class_scores(output[None], label, logits)[0]
+            curves[b, point] = _class_scores(output[None], label, logits)[0]
     return curves
 
 
@@ -791,8 +798,10 @@ def deletion_auc_loop(
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
-    curves = _loop_curves(model, images, saliency, steps, from_logits, images, fill, class_index)
-    return _finish(curves, return_curves, start_point)
+    curves = _loop_curves(
+        model, images, saliency, steps, from_logits, images, fill, class_index, start_point
+    )
+    return _finish(curves, return_curves)
 
 
 def insertion_auc_loop(
@@ -831,5 +840,7 @@ def insertion_auc_loop(
     start_point = check_bool("start_point", start_point)
     class_index = _check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
-    curves = _loop_curves(model, images, saliency, steps, from_logits, start, images, class_index)
-    return _finish(curves, return_curves, start_point)
+    curves = _loop_curves(
+        model, images, saliency, steps, from_logits, start, images, class_index, start_point
+    )
+    return _finish(curves, return_curves)
