@@ -14,6 +14,10 @@
   parts data.
 - ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
   other tfds sets by name) with the paper's preprocessing and masks/boxes.
+- ``preprocessing_layers`` / ``normalization_layer``: the paper's
+  augmentation and the input normalisation as Keras preprocessing layers
+  (``[0, 1]`` images by default, ``normalization="imagenet"`` for
+  pretrained weights that expect it).
 """
 
 from keras_brnpa.datasets.image_folder import IMAGE_FORMATS
@@ -25,6 +29,11 @@ from keras_brnpa.datasets.market1501 import parse_market1501_name
 from keras_brnpa.datasets.pipeline import ArrayDataset
 from keras_brnpa.datasets.pipeline import as_dataset
 from keras_brnpa.datasets.pipeline import synthetic_parts_dataset
+from keras_brnpa.datasets.preprocessing import IMAGENET_MEAN
+from keras_brnpa.datasets.preprocessing import IMAGENET_STD
+from keras_brnpa.datasets.preprocessing import NORMALIZATIONS
+from keras_brnpa.datasets.preprocessing import normalization_layer
+from keras_brnpa.datasets.preprocessing import preprocessing_layers
 from keras_brnpa.datasets.synthetic import PART_COLOURS
 from keras_brnpa.datasets.synthetic import PART_NAMES
 from keras_brnpa.datasets.synthetic import PART_SHAPES
@@ -46,6 +55,9 @@ __all__ = [
     "IdentityBalancedDataset",
     "MARKET1501_FOLDERS",
     "IMAGE_FORMATS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NORMALIZATIONS",
     "PART_COLOURS",
     "PART_NAMES",
     "PART_SHAPES",
@@ -56,9 +68,11 @@ __all__ = [
     "REID_PART_NAMES",
     "load_tfds",
     "market1501",
+    "normalization_layer",
     "parse_market1501_name",
     "part_styles",
     "preprocess",
+    "preprocessing_layers",
     "synthetic_parts",
     "synthetic_fewshot",
     "synthetic_parts_dataset",

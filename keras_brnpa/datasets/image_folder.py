@@ -24,6 +24,8 @@ import warnings
 import numpy as np
 
 from keras_brnpa.datasets.pipeline import ArrayDataset
+from keras_brnpa.datasets.preprocessing import check_normalization
+from keras_brnpa.datasets.preprocessing import normalization_layer
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
@@ -153,7 +155,7 @@ def _mask_path(masks, directory, path):
     return os.path.join(masks, os.path.splitext(relative)[0] + ".png")
 
 
-def _loader(tf, image_size, interpolation, crop_to_aspect_ratio, with_masks):
+def _loader(tf, image_size, interpolation, crop_to_aspect_ratio, with_masks, normalize=None):
     height, width = image_size
 
     def crop(image):
@@ -176,6 +178,8 @@ def _loader(tf, image_size, interpolation, crop_to_aspect_ratio, with_masks):
             tf.io.read_file(path), channels=3, dtype=tf.float32, expand_animations=False
         )
         image = tf.clip_by_value(resize(image, interpolation), 0.0, 1.0)
+        if normalize is not None:
+            image = normalize(image)
         image.set_shape((height, width, 3))
         return image
 
@@ -220,6 +224,7 @@ def image_folder(
     crop_to_aspect_ratio=False,
     class_names=None,
     as_numpy=False,
+    normalization=None,
 ):
     """Images in a class-per-subfolder folder, ready for ``fit`` and the metrics.
 
@@ -236,7 +241,9 @@ def image_folder(
 
     Images are float32 in ``[0, 1]``, channels last, resized to
     ``image_size``: the package's input convention (the synthetic data and
-    the tfds loaders give the same). Grayscale images are replicated to 3
+    the tfds loaders give the same); ``normalization="imagenet"`` gives
+    ImageNet mean/std normalised images instead, for pretrained weights
+    that expect them. Grayscale images are replicated to 3
     channels, the alpha channel of RGBA images is dropped (not composited),
     and 16-bit PNGs are scaled by 1/65535 (full scale -> 1.0). Labels are
     int64 class indices into ``class_names``.
@@ -287,6 +294,11 @@ def image_folder(
             each epoch a function of ``seed`` and the epoch number, so that
             a resumed ``keras_brnpa.training.fit_resumable`` run sees the
             same batches).
+        normalization: ``None`` (images in ``[0, 1]``, the default),
+            ``"imagenet"`` (minus ``IMAGENET_MEAN``, over
+            ``IMAGENET_STD``) or a pair ``(mean, std)``; see
+            ``keras_brnpa.datasets.normalization_layer``. Masks are not
+            affected.
 
     Returns:
         With ``as_numpy=False``, a batched ``tf.data.Dataset`` of
@@ -327,6 +339,7 @@ def image_folder(
     batch_size = check_positive_int("batch_size", batch_size)
     if not isinstance(crop_to_aspect_ratio, bool):
         raise invalid("crop_to_aspect_ratio", crop_to_aspect_ratio, "a bool")
+    values = check_normalization(normalization)
     tf = _import_tensorflow()
 
     names, subsets = _index(directory, image_size, validation_split, subset, seed, class_names)
@@ -346,7 +359,8 @@ def image_folder(
     if masks is not None:
         _check_mask_sizes([(p, mask_of[p]) for p in every if p not in bad and mask_of[p] not in bad])
 
-    load = _loader(tf, image_size, interpolation, crop_to_aspect_ratio, masks is not None)
+    normalize = None if values is None else normalization_layer(values)
+    load = _loader(tf, image_size, interpolation, crop_to_aspect_ratio, masks is not None, normalize)
     results = []
     for position, paths in enumerate(subsets):
         training = position == 0 and subset != "validation"

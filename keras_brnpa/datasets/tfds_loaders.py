@@ -5,6 +5,12 @@ functions, when a tfds data set is asked for: importing ``keras_brnpa``
 never touches them (``tensorflow_datasets`` may use the network at import).
 """
 
+import numbers
+
+from keras_brnpa.datasets.preprocessing import RESIZE_RATIO  # noqa: F401
+from keras_brnpa.datasets.preprocessing import _check_jitter
+from keras_brnpa.datasets.preprocessing import check_normalization
+from keras_brnpa.datasets.preprocessing import preprocessing_layers
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 
@@ -18,9 +24,6 @@ TFDS_DATASETS = {
     "cars196": {"boxes": "bbox"},
 }
 MASK_SOURCES = ("auto", "segmentation", "boxes")
-#: The paper resizes to ``image_size / RESIZE_RATIO`` then crops ``image_size``
-#: (448 from 512).
-RESIZE_RATIO = 0.875
 
 
 def _import_tfds():
@@ -87,28 +90,86 @@ def _boxes_to_mask(tf, boxes, height, width):
     return tf.cast(tf.reduce_any(inside, axis=0), tf.float32)[..., None]
 
 
-def preprocess(image, image_size, training, mask=None, seed=None, color_jitter=0.4):
-    """The paper's preprocessing of one image (and its mask), in TensorFlow.
+_CACHED_LAYERS = {}
+
+
+def _layers(image_size, training, color_jitter, seed, normalization, cache):
+    """``preprocessing_layers`` created outside any ``tf.function``.
+
+    ``preprocess`` may be called inside ``tf.data.Dataset.map``, whose
+    function TensorFlow traces: the random layers' state variables are
+    created eagerly (``tf.init_scope``) and, for ``preprocess``, kept in a
+    cache so that the traced function keeps using the same ones.
+    """
+    import tensorflow as tf
+
+    key = (image_size, training, color_jitter, seed, normalization)
+    if cache and key in _CACHED_LAYERS:
+        return _CACHED_LAYERS[key]
+    with tf.init_scope():
+        layers = preprocessing_layers(image_size, training, color_jitter, seed, normalization)
+    if cache:
+        if len(_CACHED_LAYERS) >= 64:
+            _CACHED_LAYERS.pop(next(iter(_CACHED_LAYERS)))
+        _CACHED_LAYERS[key] = layers
+    return layers
+
+
+def _apply(layers, image, image_size, training, mask=None):
+    import tensorflow as tf
+
+    geometric, photometric = layers
+    image = tf.convert_to_tensor(image)
+    if image.dtype.is_integer:
+        image = tf.cast(image, tf.float32) / 255.0
+    else:
+        image = tf.cast(image, tf.float32)
+    if image.shape[-1] == 1:  # grayscale sets
+        image = tf.image.grayscale_to_rgb(image)
+    # The mask rides along as a 4th channel: cropped and flipped with the
+    # image by the same random draw, and resized bilinearly like it.
+    stack = image if mask is None else tf.concat([image, tf.cast(mask, tf.float32)], -1)
+    stack = geometric(stack, training=training)
+    image = tf.clip_by_value(stack[..., :3], 0.0, 1.0)
+    image = tf.ensure_shape(photometric(image, training=training), (image_size, image_size, 3))
+    if mask is None:
+        return image
+    return image, tf.ensure_shape(stack[..., 3] > 0.5, (image_size, image_size))
+
+
+def preprocess(
+    image, image_size, training, mask=None, seed=None, color_jitter=0.4, normalization=None
+):
+    """The paper's preprocessing of one image (and its mask), with Keras layers.
 
     The image is resized to ``round(image_size / 0.875)`` square (512 for
     448), then cropped to ``image_size``: a random crop, a random
     horizontal flip and a colour jitter (brightness, contrast, saturation
-    by a factor in ``[1 - color_jitter, 1 + color_jitter]``) when
-    ``training``, the centre crop otherwise. The mask gets the same
-    geometric transformation (not the jitter).
+    by a factor in ``[1 - color_jitter, 1 + color_jitter]``, brightness
+    multiplicative as in torchvision) when ``training``, the centre crop
+    otherwise. The mask gets the same geometric transformation (not the
+    jitter): it is stacked on the image as a 4th channel before the crop
+    and the flip. The layers are those of ``preprocessing_layers``; this
+    function runs them with TensorFlow (eagerly or inside
+    ``tf.data.Dataset.map``) whatever the Keras backend.
 
     Args:
         image: ``(H, W, 3)`` uint8 or float tensor (floats in ``[0, 1]``).
         image_size: int, side of the output.
         training: bool.
         mask: optional ``(H, W, 1)`` float tensor in ``[0, 1]``.
-        seed: optional int, seed of the random operations.
+        seed: optional int, seed of the random operations. The layers of
+            one set of arguments are created once and reused, so two calls
+            with the same seed give the next draws, not the same ones.
         color_jitter: float in ``[0, 1)``.
+        normalization: ``None`` (images in ``[0, 1]``, the default),
+            ``"imagenet"`` or a pair ``(mean, std)``: applied last (see
+            ``normalization_layer``).
 
     Returns:
-        float32 image ``(image_size, image_size, 3)`` in ``[0, 1]``, and
-        with ``mask`` a tuple ``(image, mask)``, the mask boolean
-        ``(image_size, image_size)``.
+        float32 image ``(image_size, image_size, 3)``, in ``[0, 1]``
+        without ``normalization``, and with ``mask`` a tuple ``(image,
+        mask)``, the mask boolean ``(image_size, image_size)``.
 
     Example:
 
@@ -118,41 +179,14 @@ def preprocess(image, image_size, training, mask=None, seed=None, color_jitter=0
     >>> tuple(out.shape)
     (32, 32, 3)
     """
-    import tensorflow as tf
-
     image_size = check_positive_int("image_size", image_size)
-    if not 0 <= color_jitter < 1:
-        raise invalid("color_jitter", color_jitter, "a float in [0, 1)")
-    image = tf.convert_to_tensor(image)
-    if image.dtype.is_integer:
-        image = tf.cast(image, tf.float32) / 255.0
-    else:
-        image = tf.cast(image, tf.float32)
-    if image.shape[-1] == 1:  # grayscale sets
-        image = tf.image.grayscale_to_rgb(image)
-    resized = int(round(image_size / RESIZE_RATIO))
-    stack = image if mask is None else tf.concat([image, tf.cast(mask, tf.float32)], -1)
-    stack = tf.image.resize(stack, (resized, resized), method="bilinear")
-    channels = 3 if mask is None else 4
-    if training:
-        seeds = [None] * 5 if seed is None else [seed + k for k in range(5)]
-        stack = tf.image.random_crop(stack, (image_size, image_size, channels), seed=seeds[0])
-        stack = tf.image.random_flip_left_right(stack, seed=seeds[1])
-        image = stack[..., :3]
-        if color_jitter:
-            low, high = 1.0 - color_jitter, 1.0 + color_jitter
-            image = image * tf.random.uniform((), low, high, seed=seeds[2])
-            image = tf.image.random_contrast(image, low, high, seed=seeds[3])
-            image = tf.image.random_saturation(image, low, high, seed=seeds[4])
-    else:
-        offset = (resized - image_size) // 2
-        stack = stack[offset : offset + image_size, offset : offset + image_size]
-        image = stack[..., :3]
-    image = tf.clip_by_value(image, 0.0, 1.0)
-    image = tf.ensure_shape(image, (image_size, image_size, 3))
-    if mask is None:
-        return image
-    return image, tf.ensure_shape(stack[..., 3] > 0.5, (image_size, image_size))
+    training = bool(training)
+    color_jitter = _check_jitter(color_jitter)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise invalid("seed", seed, "None or an int")
+    values = check_normalization(normalization)
+    layers = _layers(image_size, training, color_jitter, seed, values, cache=True)
+    return _apply(layers, image, image_size, training, mask)
 
 
 def load_tfds(
@@ -169,6 +203,7 @@ def load_tfds(
     seed=None,
     color_jitter=0.4,
     with_info=False,
+    normalization=None,
 ):
     """Load a TensorFlow Datasets image set with the paper's preprocessing.
 
@@ -182,8 +217,11 @@ def load_tfds(
 
     Images are resized to ``image_size / 0.875`` and cropped to
     ``image_size`` (random crop, flip and colour jitter when training; the
-    centre crop otherwise), see ``preprocess``. Nothing is downloaded
-    unless ``download=True``.
+    centre crop otherwise) by the Keras layers of ``preprocessing_layers``,
+    see ``preprocess``. They come in ``[0, 1]``, the input of the package's
+    models; ``normalization="imagenet"`` normalises them for ImageNet
+    weights that expect mean/std inputs. Nothing is downloaded unless
+    ``download=True``.
 
     Args:
         name: tfds name, e.g. ``"caltech_birds2011"``.
@@ -204,10 +242,14 @@ def load_tfds(
         seed: optional int, seed of shuffling and augmentation.
         color_jitter: float in ``[0, 1)``, strength of the colour jitter.
         with_info: bool, also return the ``tfds.core.DatasetInfo``.
+        normalization: ``None`` (images in ``[0, 1]``), ``"imagenet"``
+            (minus ``IMAGENET_MEAN``, over ``IMAGENET_STD``) or a pair
+            ``(mean, std)``; see ``normalization_layer``. A model that
+            starts with its own normalisation layer takes the default.
 
     Returns:
         A ``tf.data.Dataset`` of ``(image, label)`` (float32 images in
-        ``[0, 1]``, int64 labels) or ``(image, label, mask)``; with
+        ``[0, 1]`` unless ``normalization``, int64 labels) or ``(image, label, mask)``; with
         ``with_info`` a tuple ``(dataset, info)``; ``info.features["label"].
         num_classes`` is the number of classes.
 
@@ -234,6 +276,8 @@ def load_tfds(
             raise invalid(flag, value, "a bool")
     if training is None:
         training = str(split).startswith("train")
+    color_jitter = _check_jitter(color_jitter)
+    values = check_normalization(normalization)
     tf, tfds = _import_tfds()
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -265,11 +309,14 @@ def load_tfds(
             "pass data_dir."
         ) from error
 
+    # Created here, once per data set: its own random stream for ``seed``.
+    layers = _layers(image_size, bool(training), color_jitter, seed, values, cache=False)
+
     def prepare(example):
         label = tf.cast(example["label"], tf.int64)
         image = example["image"]
         if annotation is None:
-            return preprocess(image, image_size, training, seed=seed, color_jitter=color_jitter), label
+            return _apply(layers, image, image_size, training), label
         kind, path, mask_kind = annotation
         if kind == "segmentation":
             mask = _segmentation_to_mask(tf, _get(example, path), mask_kind)
@@ -278,9 +325,7 @@ def load_tfds(
         else:
             shape = tf.shape(image)
             mask = _boxes_to_mask(tf, _get(example, path), shape[0], shape[1])
-        image, mask = preprocess(
-            image, image_size, training, mask=mask, seed=seed, color_jitter=color_jitter
-        )
+        image, mask = _apply(layers, image, image_size, training, mask)
         return image, label, mask
 
     if training:

@@ -456,7 +456,10 @@ def logits_view(model):
 # ------------------------------------------------------------- the input
 #: Input conventions a model may expect, for images read in [0, 1].
 INPUT_SCALES = ("0-1", "0-255", "imagenet")
+#: Per-channel (RGB) mean of ImageNet images in [0, 1]: what ImageNet weights
+#: normalised by mean and std subtract (``"imagenet"`` everywhere in the package).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+#: Per-channel (RGB) standard deviation of ImageNet images in [0, 1].
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
