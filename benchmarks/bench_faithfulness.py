@@ -25,30 +25,17 @@ import argparse
 import os
 import platform
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import classifier
+from _common import timed_call as timed
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import keras_brnpa  # noqa: E402
-from keras_brnpa.metrics import faithfulness  # noqa: E402
+import keras_brnpa
+from keras_brnpa.metrics import faithfulness
 
 QUICK = dict(backbone="conv", size=32, images=2, cells=4, steps=4, batch_size=16)
-
-
-def conv_backbone(size):
-    """A three-layer convolutional feature extractor (stride 4), no keras-cv."""
-    return keras.Sequential(
-        [
-            keras.Input((size, size, 3)),
-            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-        ],
-        name="conv",
-    )
 
 
 def parse_args(argv=None):
@@ -77,22 +64,9 @@ def parse_args(argv=None):
     return args
 
 
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return time.perf_counter() - start, result
-
-
 def main(argv=None):
     args = parse_args(argv)
-    backbone = conv_backbone(args.size) if args.backbone == "conv" else args.backbone
-    model = keras_brnpa.models.build_classifier(
-        10,
-        backbone=backbone,
-        head="brnpa",
-        input_shape=(args.size, args.size, 3),
-        seed=args.seed,
-    )
+    model = classifier(args.backbone, args.size, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     images = rng.normal(size=(args.images, args.size, args.size, 3)).astype("float32")
     saliency = rng.random((args.images, args.cells, args.cells))

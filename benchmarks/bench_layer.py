@@ -31,21 +31,20 @@ Usage::
 """
 
 import argparse
-import datetime
-import os
-import platform
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import BACKEND
+from _common import classifier
+from _common import device_name
+from _common import header
+from _common import print_table as markdown_table
+from _common import sig
+from _common import timed
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import ops  # noqa: E402
+import keras
+import numpy as np
+from keras import ops
 
-import keras_brnpa  # noqa: E402
-
-BACKEND = keras.config.backend()
+import keras_brnpa
 N_PARTS = 3
 EPS = 1e-5
 
@@ -124,61 +123,14 @@ def gather_head(x):
     return ops.concatenate(parts, axis=-1)
 
 
-def conv_backbone(size):
-    """Three convolutions, stride 4, no keras-cv (for --quick)."""
-    return keras.Sequential(
-        [
-            keras.Input((size, size, 3)),
-            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-            keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
-        ],
-        name="backbone",
-    )
-
-
 def brnpa_head():
     layer = keras_brnpa.BRNPAAttention(n_parts=N_PARTS, data_format="channels_last")
     return lambda x: layer(x)
 
 
 # ------------------------------------------------- backend-specific plumbing
-def device_name():
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_logical_devices("GPU")
-        return "GPU" if gpus else "CPU"
-    if BACKEND == "jax":
-        import jax
-
-        return jax.default_backend().upper()
-    import torch
-
-    return "GPU" if torch.cuda.is_available() else "CPU"
-
-
 def to_device(array):
     return ops.convert_to_tensor(array)
-
-
-def sync(value):
-    if BACKEND == "jax":
-        import jax
-
-        jax.block_until_ready(value)
-    elif BACKEND == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    else:
-        flat = value if isinstance(value, (list, tuple)) else [value]
-        for v in flat:
-            if hasattr(v, "numpy"):
-                v.numpy()
-                break
-    return value
 
 
 def grad_step(head, compiled, torch_compile=False, tf_graph=False):
@@ -226,18 +178,6 @@ def grad_step(head, compiled, torch_compile=False, tf_graph=False):
     return step
 
 
-def timed(fn, repeats, warmup=1):
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup``."""
-    for _ in range(warmup):
-        sync(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sync(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 # ----------------------------------------------------------------- the runs
 def check_gather_matches(shape):
     rng = np.random.default_rng(0)
@@ -282,16 +222,7 @@ def bench_step(args):
     steps = {}
     feature_shape = None
     for head in ("gap", "brnpa"):
-        backbone = args.step_backbone
-        if backbone == "conv":
-            backbone = conv_backbone(size)
-        model = keras_brnpa.models.build_classifier(
-            10,
-            backbone=backbone,
-            head=head,
-            resolution="high",
-            input_shape=(size, size, 3),
-        )
+        model = classifier(args.step_backbone, size, head=head, resolution="high")
         feature_shape = keras_brnpa.models.feature_shape(model)
         model.compile(
             optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
@@ -322,14 +253,6 @@ def bench_step(args):
     )
 
 
-def sig(value):
-    """A positive number with about 3 significant digits, no exponent."""
-    for bound, digits in ((100, 0), (10, 1), (1, 2), (0.1, 3), (0.01, 4)):
-        if value >= bound:
-            return f"{value:.{digits}f}"
-    return f"{value:.6f}"
-
-
 def fmt(value):
     return "n/a" if value is None else sig(value)
 
@@ -339,34 +262,34 @@ def ratio(a, b):
 
 
 def print_table(args, rows, step, max_err):
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(
-        f"# bench_layer: backend={BACKEND} device={device_name()} "
-        f"cpus={os.cpu_count()} python={platform.python_version()} "
-        f"keras={keras.__version__} date={stamp} n_parts={N_PARTS} "
-        f"quick={args.quick}"
-    )
+    print(header("bench_layer", n_parts=N_PARTS, quick=args.quick))
     print(f"# gather implementation vs BRNPAAttention: max relative difference {max_err:.2e}")
     print()
-    print("| features (BxHxWxC) | mode | gap ms | brnpa ms | gather ms | brnpa/gap | brnpa/gather |")
-    print("|---|---|---|---|---|---|---|")
+    table = []
     for shape, mode, ms in rows:
-        print(
-            f"| {'x'.join(map(str, shape))} | {mode} | {fmt(ms['gap'])} | {fmt(ms['brnpa'])} "
-            f"| {fmt(ms['gather'])} | {ratio(ms['brnpa'], ms['gap'])} "
-            f"| {ratio(ms['brnpa'], ms['gather'])} |"
-        )
+        table.append((
+            "x".join(map(str, shape)), mode, fmt(ms["gap"]), fmt(ms["brnpa"]), fmt(ms["gather"]),
+            ratio(ms["brnpa"], ms["gap"]), ratio(ms["brnpa"], ms["gather"]),
+        ))
     if step is not None:
         f = step["features"]
-        share = step["head_ms"] / step["brnpa_ms"]
-        extra = (step["brnpa_ms"] - step["gap_ms"]) / step["gap_ms"]
+        high_res = "" if step["backbone"] == "conv" else "high-res "
         label = (
-            f"{step['backbone']} {'' if step['backbone'] == 'conv' else 'high-res '}step, {step['batch']}x{step['size']}px "
+            f"{step['backbone']} {high_res}step, {step['batch']}x{step['size']}px "
             f"-> {f[0]}x{f[1]}x{f[2]}, jit_compile={step['jit']}"
         )
-        print(f"| {label} | gap step | {fmt(step['gap_ms'])} | | | | |")
-        print(f"| {label} | brnpa step | | {fmt(step['brnpa_ms'])} | | {ratio(step['brnpa_ms'], step['gap_ms'])} | |")
-        print(f"| {label} | brnpa head alone | | {fmt(step['head_ms'])} | | | |")
+        table.append((label, "gap step", fmt(step["gap_ms"]), "", "", "", ""))
+        table.append((label, "brnpa step", "", fmt(step["brnpa_ms"]), "",
+                      ratio(step["brnpa_ms"], step["gap_ms"]), ""))
+        table.append((label, "brnpa head alone", "", fmt(step["head_ms"]), "", "", ""))
+    markdown_table(
+        ["features (BxHxWxC)", "mode", "gap ms", "brnpa ms", "gather ms", "brnpa/gap",
+         "brnpa/gather"],
+        table,
+    )
+    if step is not None:
+        share = step["head_ms"] / step["brnpa_ms"]
+        extra = (step["brnpa_ms"] - step["gap_ms"]) / step["gap_ms"]
         verdict = "met" if share <= 0.05 else "MISSED"
         print()
         print(

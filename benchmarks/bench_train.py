@@ -25,41 +25,27 @@ Usage::
 """
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
 import subprocess
-import platform
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import BACKEND
+from _common import classifier
+from _common import device_name
+from _common import header
+from _common import print_table as markdown_table
+from _common import sig
+from _common import timed
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import keras_brnpa  # noqa: E402
-from keras_brnpa.models import RESNET_CONFIGS  # noqa: E402
-from keras_brnpa.models import RESOLUTION_STRIDES  # noqa: E402
-
-BACKEND = keras.config.backend()
+from keras_brnpa.models import RESNET_CONFIGS
+from keras_brnpa.models import RESOLUTION_STRIDES
 N_PARTS = 3
 NUM_CLASSES = 10
-
-
-def device_name():
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
-    if BACKEND == "jax":
-        import jax
-
-        return jax.default_backend().upper()
-    import torch
-
-    return "GPU" if torch.cuda.is_available() else "CPU"
 
 
 def parse_args(argv=None):
@@ -102,28 +88,12 @@ def parse_args(argv=None):
     return args
 
 
-def timed_steps(step, steps):
-    """Median seconds of ``step()`` after one warm-up (compilation) step."""
-    step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 # ------------------------------------------------------------------- Keras
 def keras_step_time(args, resolution, jit, policy, images, labels):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = keras_brnpa.models.build_classifier(
-            NUM_CLASSES,
-            backbone=args.backbone,
-            head="brnpa",
-            n_parts=N_PARTS,
-            resolution=resolution,
-            input_shape=(args.size, args.size, 3),
+        model = classifier(
+            args.backbone, args.size, NUM_CLASSES, n_parts=N_PARTS, resolution=resolution
         )
         model.compile(
             optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
@@ -136,7 +106,7 @@ def keras_step_time(args, resolution, jit, policy, images, labels):
             if not np.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss}")
 
-        return timed_steps(step, args.steps)
+        return timed(step, args.steps)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -203,7 +173,7 @@ def torch_reference_step_time(args, resolution, images, labels):
             raise FloatingPointError("non-finite loss")
 
     model.train()
-    return timed_steps(step, args.steps)
+    return timed(step, args.steps)
 
 
 def reference_in_subprocess(args):
@@ -260,25 +230,12 @@ def run(args):
     return rows
 
 
-def sig(value):
-    """A positive number with about 3 significant digits, no exponent."""
-    for bound, digits in ((100, 0), (10, 1), (1, 2), (0.1, 3), (0.01, 4)):
-        if value >= bound:
-            return f"{value:.{digits}f}"
-    return f"{value:.6f}"
-
-
 def print_table(args, rows):
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(
-        f"# bench_train: backend={BACKEND} device={device_name()} cpus={os.cpu_count()} "
-        f"python={platform.python_version()} keras={keras.__version__} date={stamp} "
-        f"backbone={args.backbone} size={args.size} batch={args.batch} "
-        f"timed_steps={args.steps} quick={args.quick}"
-    )
+    print(header(
+        "bench_train", backbone=args.backbone, size=args.size, batch=args.batch,
+        timed_steps=args.steps, quick=args.quick,
+    ))
     print()
-    print("| implementation | resolution | jit_compile | precision | s/step | images/s | vs low float32 |")
-    print("|---|---|---|---|---|---|---|")
 
     def base_of(row):
         for other in rows:
@@ -288,21 +245,26 @@ def print_table(args, rows):
                 return other["seconds"]
         return None
 
+    table = []
     for row in rows:
+        first = (row["impl"], row["resolution"], row["jit"], row["precision"])
         if "seconds" not in row:
-            print(f"| {row['impl']} | {row['resolution']} | {row['jit']} | {row['precision']} "
-                  f"| skipped | {row['skipped']} | |")
+            table.append(first + ("skipped", row["skipped"], ""))
             continue
         base = base_of(row)
         rel = f"{row['seconds'] / base:.2f}x" if base else ""
-        print(f"| {row['impl']} | {row['resolution']} | {row['jit']} | {row['precision']} "
-              f"| {sig(row['seconds'])} | {sig(args.batch / row['seconds'])} | {rel} |")
+        table.append(first + (sig(row["seconds"]), sig(args.batch / row["seconds"]), rel))
+    markdown_table(
+        ["implementation", "resolution", "jit_compile", "precision", "s/step", "images/s",
+         "vs low float32"],
+        table,
+    )
     print()
-    timed = [r for r in rows if "seconds" in r]
+    measured = [r for r in rows if "seconds" in r]
     for resolution in args.resolutions:
-        keras_rows = [r for r in timed if r["impl"].startswith("Keras") and r["resolution"] == resolution
+        keras_rows = [r for r in measured if r["impl"].startswith("Keras") and r["resolution"] == resolution
                       and r["precision"] == "float32"]
-        ref = [r for r in timed if r["impl"].startswith("PyTorch") and r["resolution"] == resolution]
+        ref = [r for r in measured if r["impl"].startswith("PyTorch") and r["resolution"] == resolution]
         if keras_rows and ref:
             best = min(keras_rows, key=lambda r: r["seconds"])
             print(f"{resolution} resolution: fastest Keras float32 step (jit_compile={best['jit']}) / "
