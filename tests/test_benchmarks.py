@@ -104,6 +104,17 @@ def test_bench_explain_quick():
     summary = float(re.search(r"BR-NPA maps vs plain inference: ([0-9.]+)x", out).group(1))
     maps = number(rows["brnpa maps (attention_model without features)"][1])
     assert summary == pytest.approx(maps / base, rel=0.05, abs=0.01)
+    # explain/forward: the public calls over one compiled forward pass.
+    public = {r[0]: r for r in table(out, "| explain/forward")}
+    names = {
+        "explain.attention_maps": "brnpa maps (explain.attention_maps)",
+        "explain.explanation_map": "brnpa map (explain.explanation_map)",
+        "explain.grad_cam": "grad_cam",
+    }
+    assert set(public) == set(names)
+    for name, (_, ratio, verdict) in public.items():
+        assert number(ratio) == pytest.approx(number(rows[names[name]][2]), abs=0.011)
+        assert verdict == ("met" if number(ratio) <= 1.1 else "MISSED")
 
 
 def test_bench_train_quick():
@@ -123,3 +134,32 @@ def test_bench_train_quick():
     assert len(reference) == (2 if BACKEND == "torch" else 0)
     if reference:
         assert "PyTorch eager reference =" in out
+
+
+def test_bench_peers_quick():
+    # The peers are an optional extra (keras-brnpa[peers]): without them the
+    # script still times our side and says which peer it skipped and why.
+    out = run_benchmark("bench_peers.py")
+    assert f"# bench_peers: backend={BACKEND}" in out
+    metrics = table(out, "| metric")
+    cams = table(out, "| method")
+    assert [r[2] for r in metrics] == [
+        "xplique Deletion", "xplique Insertion", "Quantus PixelFlipping"
+    ]
+    assert [r[2] for r in cams] == ["pytorch-grad-cam GradCAM", "pytorch-grad-cam ScoreCAM"]
+    for row in metrics + cams:
+        assert number(row[1]) > 0
+        if row[3] == "skipped":
+            assert row[4] == "n/a"
+            peer = row[2].split()[0].lower()
+            assert re.search(rf"# skipped peers:.*{peer}[^;]*: (needs|not installed|fails)",
+                             out.lower()), out
+            continue
+        # A peer that ran: the ratio matches the times, the values agree.
+        assert number(row[4]) == pytest.approx(number(row[3]) / number(row[1]), rel=0.05, abs=0.01)
+        if row in metrics:
+            assert float(row[5]) < 1e-5
+        else:
+            assert float(row[6]) > 0.99  # correlation of the normalised maps
+            if row[0] == "grad_cam":
+                assert float(row[5]) < 1e-3
