@@ -42,17 +42,43 @@ def resize_maps(maps, size):
         return array.copy()
     import keras
 
-    flat = array.ndim == 3
-    x = array[..., None] if flat else array
-    out = keras.ops.image.resize(
-        x,
-        size,
-        interpolation="bilinear",
-        antialias=False,
-        data_format="channels_last",
-    )
-    out = np.asarray(keras.ops.convert_to_numpy(out), dtype="float32")
-    low = x.min(axis=(1, 2), keepdims=True)
-    high = x.max(axis=(1, 2), keepdims=True)
-    out = np.clip(out, low, high)
-    return out[..., 0] if flat else out
+    return np.asarray(keras.ops.convert_to_numpy(resize_maps_tensor(array, size)), "float32")
+
+
+def resize_maps_tensor(maps, size):
+    """``resize_maps`` on backend tensors: the result stays on the device.
+
+    Args:
+        maps: a tensor or array ``(B, h, w)`` or ``(B, h, w, P)``.
+        size: ``(H, W)``, two integers >= 1 (not checked here).
+
+    Returns:
+        A float32 backend tensor ``(B, H, W)`` or ``(B, H, W, P)``.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from keras_brnpa._image import resize_maps_tensor
+    >>> out = resize_maps_tensor(np.ones((2, 3, 3), "float32"), (6, 6))
+    >>> tuple(out.shape), float(keras.ops.convert_to_numpy(out).min())
+    ((2, 6, 6), 1.0)
+    """
+    import keras
+
+    x = keras.ops.cast(maps, "float32")
+    size = (int(size[0]), int(size[1]))
+    flat = len(x.shape) == 3
+    if flat:
+        x = x[..., None]
+    if tuple(x.shape[1:3]) != size:
+        low = keras.ops.min(x, axis=(1, 2), keepdims=True)
+        high = keras.ops.max(x, axis=(1, 2), keepdims=True)
+        x = keras.ops.image.resize(
+            x,
+            size,
+            interpolation="bilinear",
+            antialias=False,
+            data_format="channels_last",
+        )
+        x = keras.ops.minimum(keras.ops.maximum(x, low), high)
+    return x[..., 0] if flat else x

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_brnpa._image import resize_maps
+from keras_brnpa._image import resize_maps_tensor
 from keras_brnpa.models import inspection
 
 from keras_brnpa.layers._validation import check_positive_int
@@ -157,9 +158,8 @@ def call_model(fn, x, pad_to=None):
     compilation on JAX).
     """
     n = len(x)
-    target = n if pad_to is None else max(n, min(_bucket(n), pad_to))
-    if target != n:
-        x = np.concatenate([x, np.zeros((target - n,) + x.shape[1:], x.dtype)])
+    if pad_to is not None:
+        x, n = pad_batch(x, pad_to)
     out = fn(keras.ops.convert_to_tensor(x), training=False)
     if isinstance(out, (list, tuple, dict)):
         raise invalid(
@@ -167,6 +167,85 @@ def call_model(fn, x, pad_to=None):
             "a classifier with one output of shape (B, num_classes)",
         )
     return to_numpy(out)[:n].astype("float32")
+
+
+def pad_batch(x, pad_to):
+    """``(padded, n)``: the NumPy batch ``x`` zero-padded as ``call_model`` does."""
+    n = len(x)
+    target = max(n, min(_bucket(n), pad_to))
+    if target != n:
+        x = np.concatenate([x, np.zeros((target - n,) + x.shape[1:], x.dtype)])
+    return x, n
+
+
+def pad_tensor(x, pad_to):
+    """``(padded, n)``: a backend tensor zero-padded along axis 0 like ``pad_batch``."""
+    n = int(x.shape[0])
+    target = max(n, min(_bucket(n), pad_to))
+    if target != n:
+        zeros = keras.ops.zeros((target - n,) + tuple(x.shape[1:]), dtype=x.dtype)
+        x = keras.ops.concatenate([x, zeros], axis=0)
+    return x, n
+
+
+def class_probabilities(outputs, classes, from_logits):
+    """On the device: the probability of ``classes`` (a tensor) per row."""
+    outputs = keras.ops.cast(outputs, "float32")
+    probs = keras.ops.softmax(outputs, axis=-1) if from_logits else outputs
+    return keras.ops.take_along_axis(probs, classes[:, None], axis=-1)[:, 0]
+
+
+def finish_maps(maps, size):
+    """Concatenate device maps, resize them to ``size`` (or not), return NumPy."""
+    maps = keras.ops.concatenate(maps, axis=0) if len(maps) > 1 else maps[0]
+    if size is not None:
+        maps = resize_maps_tensor(maps, size)
+    return to_numpy(keras.ops.cast(maps, "float32")).astype("float32", copy=False)
+
+
+# Compiled calls of a model's pieces (see _gradients), built once per model
+# and key (the layer, the output view, the kind of call).
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled(model, key, build):
+    """``build()`` the first time ``(model, key)`` is asked for, then reuse it.
+
+    What ``build`` returns must not hold a strong reference to ``model``
+    (the cache would keep it alive): reference it through a ``weakref``.
+    """
+    try:
+        cache = _COMPILED.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no cache
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def model_forward(model, view=False):
+    """The model's compiled inference call ``(images tensor) -> outputs tensor``.
+
+    ``view`` names the output view the call is made in (``True`` inside
+    ``models.logits_view``): a compiled function keeps the layers as they
+    were when it was traced, so each view gets its own.
+    """
+    from keras_brnpa.explain._gradients import compile_call
+
+    if not model.built:
+        raise invalid("model", f"<unbuilt {type(model).__name__}>", "a built keras.Model")
+    reference = weakref.ref(model)
+
+    def call(x, training=False):
+        out = reference()(x, training=training)
+        if isinstance(out, (list, tuple, dict)):
+            raise invalid(
+                "model", f"<model with a {type(out).__name__} output>",
+                "a classifier with one output of shape (B, num_classes)",
+            )
+        return out
+
+    return compiled(model, ("model", view), lambda: compile_call(call, model.variables))
 
 
 def check_outputs(model):
@@ -230,18 +309,6 @@ def slice_classes(class_index, index):
     if class_index is None or isinstance(class_index, int):
         return class_index
     return class_index[index]
-
-
-def class_scores(outputs, classes, from_logits):
-    """Probability of ``classes`` from (B, K) model outputs."""
-    outputs = outputs.astype("float64")
-    if from_logits:
-        shifted = outputs - outputs.max(axis=-1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=-1, keepdims=True)
-    else:
-        probs = outputs
-    return probs[np.arange(len(classes)), classes]
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 import weakref
 
-import numpy as np
+import keras
+
+from keras_brnpa.explain._gradients import compile_call
 
 from keras_brnpa.explain import _utils
 from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
@@ -37,30 +39,39 @@ def _head_kind(model):
     return "gap"
 
 
+def _compiled_outputs(net):
+    """The attention model's compiled call, cached (see ``_gradients``)."""
+    reference = weakref.ref(net)
+
+    def call(x, training=False):
+        return reference()(x, training=training)
+
+    return _utils.compiled(net, "outputs", lambda: compile_call(call, net.variables))
+
+
 def _run(model, images, batch_size, upsample, keys):
-    """Batched attention-model outputs ``keys`` as float32 NumPy arrays."""
+    """Batched attention-model outputs ``keys`` as float32 backend tensors."""
     net = _attention_model(model)
     images = _utils.check_images(images)
     batch_size = _utils.check_batch_size(batch_size)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
+    forward = _compiled_outputs(net)
     collected = {key: [] for key in keys}
     for index in _utils.batches(len(images), batch_size):
-        # The compiled predict function, every batch padded to one of a few
-        # sizes (a new shape costs a compilation on JAX).
-        batch = images[index]
-        n = len(batch)
-        target = max(n, min(_utils._bucket(n), batch_size))
-        if target != n:
-            batch = np.concatenate([batch, np.zeros((target - n,) + batch.shape[1:], batch.dtype)])
-        out = net.predict_on_batch(batch)
+        # Every batch padded to one of a few sizes (a new shape costs a
+        # compilation on TensorFlow and JAX).
+        batch, n = _utils.pad_batch(images[index], batch_size)
+        out = forward(keras.ops.convert_to_tensor(batch))
         for key in keys:
-            collected[key].append(np.asarray(out[key])[:n].astype("float32"))
-    return {key: np.concatenate(value) for key, value in collected.items()}, size
+            collected[key].append(keras.ops.cast(out[key][:n], "float32"))
+    return {
+        key: keras.ops.concatenate(value, axis=0) if len(value) > 1 else value[0]
+        for key, value in collected.items()
+    }, size
 
 
 def _finish(maps, size):
-    maps = maps.astype("float32")
-    return maps if size is None else _utils.resize(maps, size)
+    return _utils.finish_maps([maps], size)
 
 
 def attention_maps(model, images, batch_size=32, upsample=False):
@@ -152,7 +163,7 @@ def explanation_map(model, images, batch_size=32, upsample=False):
     if kind == "brnpa":
         maps = out["attention_maps"][..., 0] * out["feature_norm"]
     elif kind == "bcnn":
-        maps = out["attention_maps"].mean(axis=-1) * out["feature_norm"]
+        maps = keras.ops.mean(out["attention_maps"], axis=-1) * out["feature_norm"]
     else:
         maps = out["feature_norm"]
     return _finish(maps, size)

@@ -9,10 +9,12 @@ method-specific channel weights ``w``.
 
 import contextlib
 
+import keras
 import numpy as np
 
 from keras_brnpa.explain import _utils
-from keras_brnpa.explain._gradients import activations_and_gradients
+from keras_brnpa.explain._gradients import compile_call
+from keras_brnpa.explain._gradients import compile_gradients
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import logits_view
@@ -20,7 +22,12 @@ from keras_brnpa.models.inspection import resolve_from_logits
 
 
 class _Setup:
-    """Validated arguments shared by the CAM methods."""
+    """Validated arguments and compiled model pieces shared by the CAM methods.
+
+    The maths of every method runs in ``keras.ops`` on the backend's
+    device; only small per-image vectors (classes, which channels to use)
+    and the final maps come back to the host.
+    """
 
     def __init__(
         self, model, images, layer_name, class_index, batch_size, upsample, from_logits=None
@@ -30,10 +37,13 @@ class _Setup:
         self.images = _utils.check_images(images, model=model)
         self.batch_size = _utils.check_batch_size(batch_size)
         self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])
-        _utils.check_outputs(model)
+        num_classes = _utils.check_outputs(model)
         self.class_index = _utils.check_class_index(class_index, len(self.images))
+        if self.class_index is not None and num_classes:
+            _utils.resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
         self.layer_name, self.features_fn, self.head_fn = _utils.split_model(model, layer_name)
         self.model = model
+        self.view = False  # True inside logits_view (see output_scale)
 
     @contextlib.contextmanager
     def output_scale(self):
@@ -47,10 +57,19 @@ class _Setup:
             yield lambda outputs: self.from_logits
             return
         with logits_view(self.model) as switched:
-            if switched:
-                yield lambda outputs: True
-            else:
-                yield lambda outputs: resolve_from_logits(self.model, None, outputs)
+            self.view = switched
+            try:
+                if switched:
+                    yield lambda outputs: True
+                else:
+                    yield lambda outputs: resolve_from_logits(
+                        self.model, None, _utils.to_numpy(outputs)
+                    )
+            finally:
+                self.view = False
+
+    def _compiled(self, kind, build):
+        return _utils.compiled(self.model, (kind, self.layer_name, self.view), build)
 
     def batches(self):
         return _utils.batches(len(self.images), self.batch_size)
@@ -58,17 +77,74 @@ class _Setup:
     def classes(self, index):
         return _utils.slice_classes(self.class_index, index)
 
+    def batch(self, index):
+        """``(images tensor, n)``: the batch ``index``, padded to a few sizes."""
+        x, n = _utils.pad_batch(self.images[index], self.batch_size)
+        return keras.ops.convert_to_tensor(x), n
+
+    def given(self, index, length):
+        """The classes of the batch as an int32 tensor, -1 for 'predicted'."""
+        given = np.full((length,), -1, dtype="int32")
+        classes = self.classes(index)
+        if classes is not None:
+            given[: index.stop - index.start] = classes
+        return keras.ops.convert_to_tensor(given)
+
+    def gradients(self, index, scale):
+        """Activations and d score / d activations of the batch (float32 tensors).
+
+        The score is the class logit, or the log-probability when the
+        outputs are probabilities (its gradient is the probability's
+        divided by the probability).
+        """
+        step = self._compiled(
+            "gradients",
+            lambda: compile_gradients(self.features_fn, self.head_fn, self.model.variables),
+        )
+        x, n = self.batch(index)
+        acts, grads, outputs, classes = step(x, self.given(index, int(x.shape[0])))
+        acts, grads = keras.ops.cast(acts[:n], "float32"), keras.ops.cast(grads[:n], "float32")
+        outputs, classes = keras.ops.cast(outputs[:n], "float32"), classes[:n]
+        if not scale(outputs):
+            probs = keras.ops.take_along_axis(outputs, classes[:, None], axis=-1)[:, 0]
+            grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
+        return acts, grads
+
+    def features(self, index, with_outputs=False):
+        """The layer's activations of the batch (and the model's outputs)."""
+        if with_outputs:
+            features_fn, head_fn = self.features_fn, self.head_fn
+
+            def call(x, training=False):
+                acts = features_fn(x, training=training)
+                return acts, head_fn(acts, training=training)
+
+            kind = "features+outputs"
+        else:
+            call, kind = self.features_fn, "features"
+        fn = self._compiled(kind, lambda: compile_call(call, self.model.variables))
+        x, n = self.batch(index)
+        if with_outputs:
+            acts, outputs = fn(x)
+            return keras.ops.cast(acts[:n], "float32"), keras.ops.cast(outputs[:n], "float32")
+        return keras.ops.cast(fn(x)[:n], "float32")
+
+    def head(self, activations):
+        """The rest of the model on a tensor of activations (padded, compiled)."""
+        fn = self._compiled(
+            "head", lambda: compile_call(self.head_fn, self.model.variables)
+        )
+        padded, n = _utils.pad_tensor(activations, self.batch_size)
+        return keras.ops.cast(fn(padded)[:n], "float32")
+
     def finish(self, maps):
-        maps = np.concatenate(maps, axis=0).astype("float32")
-        if self.size is not None:
-            maps = _utils.resize(maps, self.size)
-        return maps
+        return _utils.finish_maps(maps, self.size)
 
 
 def _weighted_sum(activations, weights):
-    """``ReLU(sum_k w_k A_k)`` for A (B, h, w, K) and w (B, K)."""
-    cam = np.einsum("bhwk,bk->bhw", activations.astype("float64"), weights.astype("float64"))
-    return np.maximum(cam, 0.0)
+    """``ReLU(sum_k w_k A_k)`` for A (B, h, w, K) and w (B, K), on the device."""
+    weights = keras.ops.cast(weights, "float32")
+    return keras.ops.relu(keras.ops.einsum("bhwk,bk->bhw", activations, weights))
 
 
 def grad_cam(
@@ -136,10 +212,8 @@ def grad_cam(
     maps = []
     with setup.output_scale() as scale:
         for index in setup.batches():
-            acts, grads, _, _ = activations_and_gradients(
-                setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), scale
-            )
-            maps.append(_weighted_sum(acts, grads.mean(axis=(1, 2))))
+            acts, grads = setup.gradients(index, scale)
+            maps.append(_weighted_sum(acts, keras.ops.mean(grads, axis=(1, 2))))
     return setup.finish(maps)
 
 
@@ -179,22 +253,16 @@ def grad_cam_plus_plus(
     """
     setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
     maps = []
+    ops = keras.ops
     with setup.output_scale() as scale:
-        results = [
-            activations_and_gradients(
-                setup.features_fn, setup.head_fn, setup.images[index], setup.classes(index), scale
-            )
-            for index in setup.batches()
-        ]
-    for acts, grads, _, _ in results:
-        acts = acts.astype("float64")
-        grads = grads.astype("float64")
-        g2 = grads**2
-        denominator = 2.0 * g2 + acts.sum(axis=(1, 2), keepdims=True) * grads**3
-        safe = np.where(denominator != 0.0, denominator, 1.0)
-        alpha = np.where(denominator != 0.0, g2 / safe, 0.0)
-        weights = (alpha * np.maximum(grads, 0.0)).sum(axis=(1, 2))
-        maps.append(_weighted_sum(acts, weights))
+        for index in setup.batches():
+            acts, grads = setup.gradients(index, scale)
+            g2 = grads * grads
+            denominator = 2.0 * g2 + ops.sum(acts, axis=(1, 2), keepdims=True) * g2 * grads
+            nonzero = ops.not_equal(denominator, 0.0)
+            alpha = ops.where(nonzero, g2 / ops.where(nonzero, denominator, 1.0), 0.0)
+            weights = ops.sum(alpha * ops.relu(grads), axis=(1, 2))
+            maps.append(_weighted_sum(acts, weights))
     return setup.finish(maps)
 
 
@@ -225,14 +293,15 @@ def eigen_cam(model, images, layer_name=None, batch_size=32, upsample=False):
     """
     setup = _Setup(model, images, layer_name, None, batch_size, upsample)
     maps = []
+    ops = keras.ops
     for index in setup.batches():
-        acts = _utils.call_model(setup.features_fn, setup.images[index]).astype("float64")
+        acts = setup.features(index)
         b, h, w, k = acts.shape
-        flat = acts.reshape(b, h * w, k)
-        _, _, vt = np.linalg.svd(flat, full_matrices=False)
-        projection = np.einsum("bnk,bk->bn", flat, vt[:, 0, :])
-        sign = np.where(projection.sum(axis=1, keepdims=True) < 0, -1.0, 1.0)
-        maps.append(np.maximum(projection * sign, 0.0).reshape(b, h, w))
+        flat = ops.reshape(acts, (b, h * w, k))
+        _, _, vt = ops.svd(flat, full_matrices=False)
+        projection = ops.einsum("bnk,bk->bn", flat, vt[:, 0, :])
+        sign = ops.where(ops.sum(projection, axis=1, keepdims=True) < 0, -1.0, 1.0)
+        maps.append(ops.reshape(ops.relu(projection * sign), (b, h, w)))
     return setup.finish(maps)
 
 
@@ -280,22 +349,21 @@ def ablation_cam(
 
 
 def _ablation_weights_map(setup, index):
-    acts = _utils.call_model(setup.features_fn, setup.images[index])
-    outputs = _utils.call_model(setup.head_fn, acts)
-    classes = _utils.resolve_classes(setup.classes(index), outputs)
+    ops = keras.ops
+    acts, outputs = setup.features(index, with_outputs=True)
+    classes = _utils.resolve_classes(setup.classes(index), _utils.to_numpy(outputs))
     b, k = acts.shape[0], acts.shape[-1]
-    active = np.abs(acts).reshape(b, -1, k).max(axis=1) > 0
+    active = _utils.to_numpy(ops.max(ops.abs(acts), axis=(1, 2))) > 0
     pairs = np.argwhere(active)  # (n, 2): image, channel
-    weights = np.zeros((b, k))
+    weights = np.zeros((b, k), dtype="float32")
+    base = _utils.to_numpy(ops.take_along_axis(outputs, ops.convert_to_tensor(classes[:, None]), -1))
     for chunk in _utils.batches(len(pairs), setup.batch_size):
         image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
-        ablated = acts[image_ids].copy()
-        ablated[np.arange(len(channels)), :, :, channels] = 0.0
-        scores = _utils.call_model(setup.head_fn, ablated, pad_to=setup.batch_size)
-        targets = classes[image_ids]
-        weights[image_ids, channels] = (
-            outputs[image_ids, targets] - scores[np.arange(len(channels)), targets]
-        )
+        keep = 1.0 - ops.one_hot(ops.convert_to_tensor(channels), k, dtype="float32")
+        ablated = ops.take(acts, ops.convert_to_tensor(image_ids), axis=0) * keep[:, None, None, :]
+        targets = ops.convert_to_tensor(classes[image_ids][:, None])
+        scores = ops.take_along_axis(setup.head(ablated), targets, axis=-1)[:, 0]
+        weights[image_ids, channels] = base[image_ids, 0] - _utils.to_numpy(scores)
     return _weighted_sum(acts, weights)
 
 
@@ -351,39 +419,47 @@ def score_cam(
     setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
     progress = _utils.progress(len(setup.images), verbose, "Score-CAM")
     maps = []
-    with setup.output_scale() as scale:
-        for index in setup.batches():
-            maps.append(_score_cam_map(setup, index, scale, max_channels))
-            progress(index.stop)
+    # The weights are probabilities: the model's own outputs (no logits view).
+    for index in setup.batches():
+        maps.append(_score_cam_map(setup, index, max_channels))
+        progress(index.stop)
     return setup.finish(maps)
 
 
-def _score_cam_map(setup, index, scale, max_channels):
+def _score_cam_map(setup, index, max_channels):
+    ops = keras.ops
     height, width = setup.images.shape[1:3]
-    x = setup.images[index]
-    acts = _utils.call_model(setup.features_fn, x)
-    outputs = _utils.call_model(setup.head_fn, acts)
-    classes = _utils.resolve_classes(setup.classes(index), outputs)
-    from_logits = scale(outputs)
-    b, k = acts.shape[0], acts.shape[-1]
-    flat = acts.reshape(b, -1, k)
-    use = flat.max(axis=1) > flat.min(axis=1)
+    acts, outputs = setup.features(index, with_outputs=True)
+    outputs_np = _utils.to_numpy(outputs)
+    classes = _utils.resolve_classes(setup.classes(index), outputs_np)
+    from_logits = resolve_from_logits(setup.model, setup.from_logits, outputs_np)
+    b, h, w, k = acts.shape
+    high = _utils.to_numpy(ops.max(acts, axis=(1, 2)))
+    use = high > _utils.to_numpy(ops.min(acts, axis=(1, 2)))
     if max_channels is not None and max_channels < k:
-        order = np.argsort(-flat.mean(axis=1), axis=1, kind="stable")
+        order = np.argsort(-_utils.to_numpy(ops.mean(acts, axis=(1, 2))), axis=1, kind="stable")
         top = np.zeros_like(use)
         np.put_along_axis(top, order[:, :max_channels], True, axis=1)
         use &= top
     pairs = np.argwhere(use)
-    weights = np.zeros((b, k))
+    weights = np.zeros((b, k), dtype="float32")
+    # (B * K, h, w): channel k of image i at row i * K + k.
+    channel_maps = ops.reshape(ops.transpose(acts, (0, 3, 1, 2)), (b * k, h, w))
+    x = ops.convert_to_tensor(setup.images[index])
+    forward = _utils.model_forward(setup.model)
     for chunk in _utils.batches(len(pairs), setup.batch_size):
         image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
-        channel_maps = acts[image_ids, :, :, channels]  # (n, h, w)
-        masks = _utils.resize(channel_maps.astype("float64"), (height, width))
-        low = masks.min(axis=(1, 2), keepdims=True)
-        high = masks.max(axis=(1, 2), keepdims=True)
-        masks = (masks - low) / np.where(high > low, high - low, 1.0)
-        masked = x[image_ids] * masks[..., None]
-        masked_outputs = _utils.call_model(setup.model, masked, pad_to=setup.batch_size)
-        scores = _utils.class_scores(masked_outputs, classes[image_ids], from_logits)
-        weights[image_ids, channels] = scores
+        masks = _utils.resize_maps_tensor(
+            ops.take(channel_maps, ops.convert_to_tensor(image_ids * k + channels), axis=0),
+            (height, width),
+        )
+        low = ops.min(masks, axis=(1, 2), keepdims=True)
+        span = ops.max(masks, axis=(1, 2), keepdims=True) - low
+        masks = (masks - low) / ops.where(span > 0, span, 1.0)
+        masked = ops.take(x, ops.convert_to_tensor(image_ids), axis=0) * masks[..., None]
+        padded, n = _utils.pad_tensor(masked, setup.batch_size)
+        scores = _utils.class_probabilities(
+            forward(padded)[:n], ops.convert_to_tensor(classes[image_ids]), from_logits
+        )
+        weights[image_ids, channels] = _utils.to_numpy(scores)
     return _weighted_sum(acts, weights)

@@ -3,6 +3,7 @@
 import math
 import numbers
 
+import keras
 import numpy as np
 
 from keras_brnpa.explain import _utils
@@ -32,12 +33,27 @@ class RiseMasks:
             axis=1,
         )
 
+    def masks_tensor(self, index):
+        """The masks ``index`` as a float32 ``(n, H, W)`` backend tensor.
+
+        Upsampled and cropped on the device: each mask's rows
+        ``dy .. dy + H`` and columns ``dx .. dx + W`` of its upsampled grid
+        are gathered with ``take_along_axis``.
+        """
+        ops = keras.ops
+        up = _utils.resize_maps_tensor(self.grids[index].astype("float32"), self.up_size)
+        shifts = self.shifts[index]
+        n = len(shifts)
+        rows = ops.convert_to_tensor((shifts[:, 0:1] + np.arange(self.height))[:, :, None])
+        cols = ops.convert_to_tensor((shifts[:, 1:2] + np.arange(self.width))[:, None, :])
+        up = ops.take_along_axis(
+            up, ops.broadcast_to(rows, (n, self.height, self.up_size[1])), axis=1
+        )
+        return ops.take_along_axis(up, ops.broadcast_to(cols, (n, self.height, self.width)), axis=2)
+
     def masks(self, index):
-        up = _utils.resize(self.grids[index], self.up_size)
-        out = np.empty((len(up), self.height, self.width), dtype="float32")
-        for i, (dy, dx) in enumerate(self.shifts[index]):
-            out[i] = up[i, dy : dy + self.height, dx : dx + self.width]
-        return out
+        """The masks ``index`` as a float32 NumPy array ``(n, H, W)``."""
+        return _utils.to_numpy(self.masks_tensor(index)).astype("float32", copy=False)
 
 
 def rise(
@@ -110,26 +126,39 @@ def rise(
     class_index = _utils.check_class_index(class_index, len(images))
 
     n_images, height, width = images.shape[:3]
-    outputs = np.concatenate(
-        [_utils.call_model(model, images[index]) for index in _utils.batches(n_images, batch_size)]
-    )
+    if not model.built:  # a subclassed model never called: build it eagerly
+        _utils.call_model(model, images[:1])
+    forward = _utils.model_forward(model)
+    ops = keras.ops
+    outputs = []
+    for index in _utils.batches(n_images, batch_size):
+        padded, n = _utils.pad_batch(images[index], batch_size)
+        outputs.append(_utils.to_numpy(forward(ops.convert_to_tensor(padded)))[:n])
+    outputs = np.concatenate(outputs).astype("float32")
+    if outputs.ndim != 2:
+        raise invalid(
+            "model", f"<model with outputs of shape {outputs.shape}>",
+            "a classifier with one output of shape (B, num_classes)",
+        )
     classes = _utils.resolve_classes(class_index, outputs)
     from_logits = resolve_from_logits(model, from_logits, outputs)
     generator = RiseMasks(n_masks, mask_size, float(p), (height, width), seed)
-    saliency = np.zeros((n_images, height, width), dtype="float64")
+    images_t = ops.convert_to_tensor(images)
+    classes_t = ops.convert_to_tensor(classes.astype("int32"))
+    saliency = ops.zeros((n_images, height, width), dtype="float32")
     progress = _utils.progress(n_images * n_masks, verbose, "RISE", unit="masked image")
     for chunk in _utils.batches(n_images * n_masks, batch_size):
         flat = np.arange(chunk.start, chunk.stop)
-        image_ids, mask_ids = flat // n_masks, flat % n_masks
-        masks = generator.masks(mask_ids)
-        masked = images[image_ids] * masks[..., None]
-        scores = _utils.class_scores(
-            _utils.call_model(model, masked, pad_to=batch_size), classes[image_ids], from_logits
+        image_ids = ops.convert_to_tensor((flat // n_masks).astype("int32"))
+        masks = generator.masks_tensor(flat % n_masks)
+        masked = ops.take(images_t, image_ids, axis=0) * masks[..., None]
+        padded, n = _utils.pad_tensor(masked, batch_size)
+        scores = _utils.class_probabilities(
+            forward(padded)[:n], ops.take(classes_t, image_ids, axis=0), from_logits
         )
-        np.add.at(saliency, image_ids, scores[:, None, None] * masks)
+        saliency = saliency + ops.segment_sum(
+            scores[:, None, None] * masks, image_ids, num_segments=n_images
+        )
         progress(chunk.stop)
-    saliency /= n_masks * float(p)
-    saliency = saliency.astype("float32")
-    if size is not None and size != (height, width):
-        saliency = _utils.resize(saliency, size)
-    return saliency
+    saliency = saliency / (n_masks * float(p))
+    return _utils.finish_maps([saliency], size if size != (height, width) else None)
