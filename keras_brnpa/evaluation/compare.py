@@ -322,9 +322,9 @@ def _density(model, method, images, maps, batch_size):
     from keras_brnpa import metrics
 
     if method in ("brnpa", "attention") and _has_attention_head(model):
-        parts = explain.attention_maps(model, images, batch_size=batch_size)
-        norm = explain.feature_norm_map(model, images, batch_size=batch_size)
-        return metrics.sparsity_density(parts, norm)
+        from keras_brnpa.explain.attention import parts_and_norm
+
+        return metrics.sparsity_density(*parts_and_norm(model, images, batch_size))
     return metrics.sparsity_density(maps)
 
 

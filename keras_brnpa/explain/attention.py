@@ -70,6 +70,16 @@ def _run(model, images, batch_size, upsample, keys):
     }, size
 
 
+def parts_and_norm(model, images, batch_size=32):
+    """``(attention_maps, feature_norm_map)`` of ``model`` from one forward pass.
+
+    What the authors' sparsity (``metrics.sparsity_density``) needs, at
+    the feature-map size, as float32 NumPy arrays.
+    """
+    out, _ = _run(model, images, batch_size, False, ["attention_maps", "feature_norm"])
+    return _finish(out["attention_maps"], None), _finish(out["feature_norm"], None)
+
+
 def _finish(maps, size):
     return _utils.finish_maps([maps], size)
 
