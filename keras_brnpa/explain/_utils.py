@@ -8,6 +8,7 @@ import numpy as np
 
 from keras_brnpa._image import resize_maps
 from keras_brnpa._image import resize_maps_tensor
+from keras_brnpa.metrics import _checks
 from keras_brnpa.models import inspection
 
 from keras_brnpa.layers._validation import check_positive_int
@@ -267,48 +268,25 @@ def check_outputs(model):
     return shape[-1]
 
 
-def resolve_classes(class_index, outputs, name="class_index"):
-    """Class per image: ``None`` -> the argmax of ``outputs`` (B, K)."""
-    b, k = outputs.shape
-    if class_index is None:
-        return np.argmax(outputs, axis=-1).astype(int)
-    if isinstance(class_index, bool):
-        raise invalid(name, class_index, f"None, an int in [0, {k}) or one per image")
-    if isinstance(class_index, numbers.Integral):
-        classes = np.full((b,), int(class_index))
-    else:
-        try:
-            classes = np.asarray(class_index)
-        except Exception as error:
-            raise invalid(name, class_index, "None, an int or a sequence of ints") from error
-        if classes.shape != (b,) or not np.issubdtype(classes.dtype, np.integer):
-            raise invalid(name, class_index, f"None, an int or {b} ints (one per image)")
-        classes = classes.astype(int)
-    if np.any(classes < 0) or np.any(classes >= k):
-        raise invalid(name, class_index, f"class indices in [0, {k})")
-    return classes
+def resolve_classes(class_index, outputs):
+    """Class per image: ``None`` -> the argmax of ``outputs`` (B, K).
+
+    ``class_index`` is ``None``, an int or one int per row (checked, in
+    range of the ``K`` classes).
+    """
+    return _checks.resolve_classes(
+        _checks.check_class_index(class_index, len(outputs)), np.asarray(outputs)
+    )
 
 
 def check_class_index(class_index, n_images):
-    """Early check of ``class_index`` (before any forward pass)."""
-    if class_index is None:
-        return None
-    if isinstance(class_index, bool):
-        raise invalid("class_index", class_index, "None, an int or one int per image")
-    if isinstance(class_index, numbers.Integral):
-        return int(class_index)
-    classes = np.asarray(class_index)
-    if classes.shape != (n_images,) or not np.issubdtype(classes.dtype, np.integer):
-        raise invalid(
-            "class_index", class_index, f"None, an int or {n_images} ints (one per image)"
-        )
-    return classes
+    """Early check of ``class_index`` (before any forward pass): ``None`` or
+    one int per image (``metrics._checks.check_class_index``)."""
+    return _checks.check_class_index(class_index, n_images)
 
 
 def slice_classes(class_index, index):
-    if class_index is None or isinstance(class_index, int):
-        return class_index
-    return class_index[index]
+    return None if class_index is None else class_index[index]
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Argument checks and conversions shared by the metrics (NumPy side)."""
+"""Argument checks and conversions shared by the metrics and explainers (NumPy side)."""
 
 import numbers
 
@@ -62,3 +62,38 @@ def check_saliency(saliency, batch=None):
             f"one map per image: a batch size of {batch}",
         )
     return saliency
+
+
+def check_class_index(class_index, batch):
+    """``class_index`` checked early: ``None`` or a ``(batch,)`` int64 array.
+
+    Accepts ``None`` (each image's predicted class), an int (the same
+    class for every image) or one int per image; the range is checked
+    against the model's classes by ``resolve_classes``.
+    """
+    if class_index is None:
+        return None
+    if isinstance(class_index, (bool, np.bool_)):
+        raise invalid("class_index", class_index, "None, an int or one int per image")
+    if isinstance(class_index, numbers.Integral):
+        return np.full((batch,), int(class_index), dtype=np.int64)
+    classes = to_numpy("class_index", class_index)
+    if classes.shape != (batch,) or not np.issubdtype(classes.dtype, np.integer):
+        raise invalid(
+            "class_index",
+            describe(classes),
+            f"None, an int or {batch} ints (one class per image)",
+        )
+    return classes.astype(np.int64)
+
+
+def resolve_classes(classes, outputs):
+    """The explained class per image: ``classes`` (checked by
+    ``check_class_index``, in range of ``outputs``' columns) or, for
+    ``None``, the argmax of ``outputs`` ``(B, K)``."""
+    if classes is None:
+        return np.argmax(outputs, axis=-1).astype(np.int64)
+    k = np.shape(outputs)[-1]
+    if np.any(classes < 0) or np.any(classes >= k):
+        raise invalid("class_index", classes.tolist(), f"class indices in [0, {k})")
+    return classes

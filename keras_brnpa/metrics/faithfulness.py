@@ -50,9 +50,11 @@ import numpy as np
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
 from keras_brnpa.metrics._checks import check_bool
+from keras_brnpa.metrics._checks import check_class_index
 from keras_brnpa.metrics._checks import check_optional_positive_int
 from keras_brnpa.metrics._checks import check_saliency
 from keras_brnpa.metrics._checks import describe
+from keras_brnpa.metrics._checks import resolve_classes
 from keras_brnpa.metrics._checks import to_numpy
 from keras_brnpa.metrics.localization import _resize_matrix
 from keras_brnpa.models.inspection import check_input_scale
@@ -196,34 +198,6 @@ def _check_inputs(images, saliency, steps, max_cells=MAX_CELLS, model=None):
     if steps is None:
         steps = h * w
     return images, saliency, steps
-
-
-def _check_class_index(class_index, batch):
-    """``None`` or a ``(B,)`` int array (checked against the classes later)."""
-    if class_index is None:
-        return None
-    if isinstance(class_index, (bool, np.bool_)):
-        raise invalid("class_index", class_index, "None, an int or one int per image")
-    if isinstance(class_index, numbers.Integral):
-        return np.full((batch,), int(class_index))
-    classes = to_numpy("class_index", class_index)
-    if classes.shape != (batch,) or not np.issubdtype(classes.dtype, np.integer):
-        raise invalid(
-            "class_index",
-            describe(classes),
-            f"None, an int or {batch} ints (one class per image)",
-        )
-    return classes.astype(np.int64)
-
-
-def _classes(class_index, outputs):
-    """The explained class per image: given, or predicted on ``outputs``."""
-    if class_index is None:
-        return np.argmax(outputs, axis=-1)
-    k = outputs.shape[-1]
-    if np.any(class_index < 0) or np.any(class_index >= k):
-        raise invalid("class_index", class_index.tolist(), f"class indices in [0, {k})")
-    return class_index
 
 
 def _fill(baseline, images, name="baseline"):
@@ -516,7 +490,7 @@ def _batched_curves(
             chunk = np.concatenate([chunk, pad])
         outputs.append(predict(chunk)[: len(jobs)])
     outputs = np.concatenate(outputs).reshape(batch, n_unique, -1)
-    classes = _classes(class_index, outputs[:, intact])
+    classes = resolve_classes(class_index, outputs[:, intact])
     from_logits = resolve_from_logits(model, from_logits, outputs[:, intact])
     scores = _class_scores(outputs, np.repeat(classes[:, None], n_unique, axis=1), from_logits)
     return scores[:, inverse]
@@ -620,7 +594,7 @@ def deletion_auc(
     from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
-    class_index = _check_class_index(class_index, images.shape[0])
+    class_index = check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
     curves = _batched_curves(
         model, images, saliency, steps, batch_size, from_logits, fill, False, class_index,
@@ -717,7 +691,7 @@ def insertion_auc(
     from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
-    class_index = _check_class_index(class_index, images.shape[0])
+    class_index = check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _batched_curves(
         model, images, saliency, steps, batch_size, from_logits, start, True, class_index,
@@ -747,7 +721,7 @@ def _loop_curves(
     for b in range(images.shape[0]):
         image = images[b]
         intact = _forward_one(model, image)
-        label = _classes(None if class_index is None else class_index[b : b + 1], intact[None])
+        label = resolve_classes(None if class_index is None else class_index[b : b + 1], intact[None])
         logits = resolve_from_logits(model, from_logits, intact[None])
         order = np.argsort(-saliency[b].reshape(-1), kind="stable")
         for point, t in enumerate(points):
@@ -796,7 +770,7 @@ def deletion_auc_loop(
     from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
-    class_index = _check_class_index(class_index, images.shape[0])
+    class_index = check_class_index(class_index, images.shape[0])
     fill = _fill(baseline, images)
     curves = _loop_curves(
         model, images, saliency, steps, from_logits, images, fill, class_index, start_point
@@ -838,7 +812,7 @@ def insertion_auc_loop(
     from_logits = check_from_logits(from_logits)
     return_curves = check_bool("return_curves", return_curves)
     start_point = check_bool("start_point", start_point)
-    class_index = _check_class_index(class_index, images.shape[0])
+    class_index = check_class_index(class_index, images.shape[0])
     start = _insertion_start(baseline, blur_kernel_size, images)
     curves = _loop_curves(
         model, images, saliency, steps, from_logits, start, images, class_index, start_point
