@@ -64,10 +64,10 @@ def parse_methods(text, model):
     """The explanation methods of ``--methods`` (``auto`` picks per model)."""
     from keras_brnpa import explain
 
-    if text.strip() == "auto":
-        from keras_brnpa.evaluation.compare import _has_attention_head
+    from keras_brnpa.models import head_kind
 
-        return ["brnpa" if _has_attention_head(model) else "gradcam"]
+    if text.strip() == "auto":
+        return ["brnpa" if head_kind(model) in ("brnpa", "bcnn") else "gradcam"]
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise UsageError(f"--methods: no method in {text!r}: use one or more of "
@@ -80,18 +80,11 @@ def parse_methods(text, model):
             raise UsageError(f"--methods: unknown method {name!r}: use one of "
                              f"{', '.join(explain.METHODS)}") from None
     own = {"brnpa", "attention", "feature_norm"} & set(methods)
-    if own and not _own_maps(model):
+    if own and head_kind(model) is None:
         raise UsageError(f"--methods: {', '.join(sorted(own))} needs a model from "
                          "build_classifier (layers 'backbone', 'head', 'logits'); use gradcam, "
                          "scorecam, rise, ... for other models")
     return methods
-
-
-def _own_maps(model):
-    try:
-        return all(model.get_layer(name) for name in ("backbone", "head", "logits"))
-    except ValueError:
-        return False
 
 
 def model_inputs(args, model, images01):

@@ -26,14 +26,9 @@ REPORT_FILES = ("report.md", "metrics.json", "gallery.png", "curves.png")
 
 
 def _has_attention_head(model):
-    from keras_brnpa.layers import BilinearAttentionPooling
-    from keras_brnpa.layers import BRNPAAttention
+    from keras_brnpa.models import head_kind
 
-    try:
-        head = model.get_layer("head")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(head, (BRNPAAttention, BilinearAttentionPooling))
+    return head_kind(model) in ("brnpa", "bcnn")
 
 
 def _check_models(models):
@@ -318,12 +313,10 @@ class ExplanationReport:
 def _density(model, method, images, maps, batch_size):
     """The authors' sparsity: all the part maps times the normalised feature
     norm for the model's own attention, the map itself for other methods."""
-    from keras_brnpa import explain
     from keras_brnpa import metrics
+    from keras_brnpa.explain.attention import parts_and_norm
 
     if method in ("brnpa", "attention") and _has_attention_head(model):
-        from keras_brnpa.explain.attention import parts_and_norm
-
         return metrics.sparsity_density(*parts_and_norm(model, images, batch_size))
     return metrics.sparsity_density(maps)
 

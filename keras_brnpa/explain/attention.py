@@ -7,9 +7,8 @@ import keras
 from keras_brnpa.explain._gradients import compile_call
 
 from keras_brnpa.explain import _utils
-from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
-from keras_brnpa.layers.brnpa_attention import BRNPAAttention
 from keras_brnpa.models.classifier import attention_model
+from keras_brnpa.models.classifier import head_kind
 
 # One attention model per classifier: building it adds a node to the shared
 # layers, so it is built once and reused.
@@ -28,15 +27,6 @@ def _attention_model(model):
     except TypeError:  # not weak-referenceable: no cache
         pass
     return built
-
-
-def _head_kind(model):
-    head = model.get_layer("head")
-    if isinstance(head, BRNPAAttention):
-        return "brnpa"
-    if isinstance(head, BilinearAttentionPooling):
-        return "bcnn"
-    return "gap"
 
 
 def _compiled_outputs(net):
@@ -168,7 +158,7 @@ def explanation_map(model, images, batch_size=32, upsample=False):
     """
     net = _attention_model(model)  # validates the model first
     del net
-    kind = _head_kind(model)
+    kind = head_kind(model)
     out, size = _run(model, images, batch_size, upsample, ["attention_maps", "feature_norm"])
     if kind == "brnpa":
         maps = out["attention_maps"][..., 0] * out["feature_norm"]

@@ -11,6 +11,7 @@ from keras_brnpa.models.backbones import to_high_resolution
 from keras_brnpa.models.classifier import attention_model
 from keras_brnpa.models.classifier import build_classifier
 from keras_brnpa.models.classifier import feature_shape
+from keras_brnpa.models.classifier import head_kind
 from keras_brnpa.models.embedding import build_embedding_model
 from keras_brnpa.models.embedding import with_id_logits
 from keras_brnpa.models.inspection import default_feature_layer
@@ -34,6 +35,7 @@ __all__ = [
     "build_embedding_model",
     "default_feature_layer",
     "feature_shape",
+    "head_kind",
     "find_layer",
     "input_scale",
     "is_graph_model",

@@ -126,6 +126,43 @@ def _parts(model):
         ) from error
 
 
+def head_kind(model):
+    """The head of a ``build_classifier`` (or ``build_embedding_model``) model.
+
+    Args:
+        model: any ``keras.Model``.
+
+    Returns:
+        ``"brnpa"`` (a ``BRNPAAttention`` head), ``"bcnn"``
+        (``BilinearAttentionPooling``), ``"gap"`` (another head, the plain
+        CNN), or ``None`` when the model does not have the package's layout
+        (layers ``"backbone"``, ``"head"`` and ``"logits"`` or
+        ``"embedding"``): then only the post-hoc explainers apply.
+
+    Example:
+
+    >>> import keras, keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     3, backbone="tiny", head="bcnn", input_shape=(64, 64, 3))
+    >>> keras_brnpa.models.head_kind(model)
+    'bcnn'
+    >>> other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> keras_brnpa.models.head_kind(other) is None
+    True
+    """
+    if not isinstance(model, keras.Model):
+        return None
+    try:
+        _, head, _, _ = _parts(model)
+    except ValueError:
+        return None
+    if isinstance(head, BRNPAAttention):
+        return "brnpa"
+    if isinstance(head, BilinearAttentionPooling):
+        return "bcnn"
+    return "gap"
+
+
 def feature_shape(model):
     """Feature-map shape ``(h, w, C)`` of a classifier or backbone.
 
