@@ -447,11 +447,14 @@ def test_benchmark_quick_runs_and_agrees():
     rows = {}
     for line in result.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[0] in ("deletion_auc", "insertion_auc"):
+        if len(cells) == 7 and cells[0] in ("deletion_auc", "insertion_auc"):
             rows[cells[0]] = cells
     assert set(rows) == {"deletion_auc", "insertion_auc"}, result.stdout
-    for name, (_, loop, batched, ratio, diff) in rows.items():
-        assert float(loop) > 0 and float(batched) > 0
+    for name, (_, loop, batched, limit, over_limit, ratio, diff) in rows.items():
+        assert float(loop) > 0 and float(batched) > 0 and float(limit) > 0
         assert float(ratio.rstrip("x")) == pytest.approx(float(loop) / float(batched), rel=0.05)
+        assert float(over_limit.rstrip("x")) == pytest.approx(
+            float(batched) / float(limit), rel=0.05
+        )
         assert float(diff) < 1e-5, (name, diff)
     assert re.search(r"backend: " + keras.config.backend(), result.stdout)
