@@ -97,6 +97,21 @@ def timed(fn, repeats, warmup=1):
     return float(np.median(times))
 
 
+def timed_pair(first, second, repeats):
+    """Median seconds of ``first()`` and of ``second()``, runs interleaved.
+
+    ``first, second, first, second, ...``: a drift of the machine (another
+    job, the clock, a state one side leaves behind) falls on both alike.
+    """
+    times = ([], [])
+    for _ in range(repeats):
+        for fn, bucket in zip((first, second), times):
+            start = time.perf_counter()
+            sync(fn())
+            bucket.append(time.perf_counter() - start)
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
 def timed_call(fn, *args, **kwargs):
     """``(seconds, result)`` of one call ``fn(*args, **kwargs)``."""
     start = time.perf_counter()

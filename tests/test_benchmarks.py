@@ -146,7 +146,7 @@ def test_bench_peers_quick():
     assert [r[2] for r in metrics] == [
         "xplique Deletion", "xplique Insertion", "Quantus PixelFlipping"
     ]
-    assert [r[2] for r in cams] == ["pytorch-grad-cam GradCAM", "pytorch-grad-cam ScoreCAM"]
+    assert [r[2] for r in cams] == ["pytorch-grad-cam ScoreCAM", "pytorch-grad-cam GradCAM"]
     for row in metrics + cams:
         assert number(row[1]) > 0
         if row[3] == "skipped":
