@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_brnpa.explain._utils import resize
+from keras_brnpa._image import resize_maps as resize
 from keras_brnpa.layers._validation import invalid
 
 #: One colour per part (RGB in [0, 1]): part 1 red, part 2 green, part 3

@@ -8,7 +8,6 @@ import numpy as np
 
 from keras_brnpa._image import resize_maps
 from keras_brnpa._image import resize_maps_tensor
-from keras_brnpa.metrics import _checks
 from keras_brnpa.models import inspection
 
 from keras_brnpa.layers._validation import check_positive_int
@@ -88,11 +87,6 @@ def resolve_upsample(upsample, image_size):
     raise invalid("upsample", upsample, "False, True (the image size) or a tuple (H, W)")
 
 
-def resize(maps, size):
-    """Bilinear resize of ``(B, h, w)`` or ``(B, h, w, P)`` maps (float32 NumPy)."""
-    return resize_maps(maps, size)
-
-
 def upsample(maps, size):
     """Resize saliency maps bilinearly (half-pixel centres, no antialiasing).
 
@@ -125,7 +119,7 @@ def upsample(maps, size):
             "maps", f"<array of shape {array.shape}>", "a non-empty array (B, h, w) or (B, h, w, P)"
         )
     size = check_size("size", size)
-    return resize(array, size)
+    return resize_maps(array, size)
 
 
 def progress(total, verbose, label, unit="image"):
@@ -161,26 +155,26 @@ def call_model(fn, x, pad_to=None):
     n = len(x)
     if pad_to is not None:
         x, n = pad_batch(x, pad_to)
-    out = fn(keras.ops.convert_to_tensor(x), training=False)
+    out = single_output(fn(keras.ops.convert_to_tensor(x), training=False))
+    return to_numpy(out)[:n].astype("float32")
+
+
+def single_output(out):
+    """``out``, checked to be one tensor (not a list, tuple or dict of them)."""
     if isinstance(out, (list, tuple, dict)):
         raise invalid(
             "model", f"<model with a {type(out).__name__} output>",
             "a classifier with one output of shape (B, num_classes)",
         )
-    return to_numpy(out)[:n].astype("float32")
+    return out
 
 
 def pad_batch(x, pad_to):
-    """``(padded, n)``: the NumPy batch ``x`` zero-padded as ``call_model`` does."""
-    n = len(x)
-    target = max(n, min(_bucket(n), pad_to))
-    if target != n:
-        x = np.concatenate([x, np.zeros((target - n,) + x.shape[1:], x.dtype)])
-    return x, n
-
-
-def pad_tensor(x, pad_to):
-    """``(padded, n)``: a backend tensor zero-padded along axis 0 like ``pad_batch``."""
+    """``(padded, n)``: ``x`` (an array or a backend tensor) as a backend
+    tensor zero-padded along axis 0 to the next power of two of its ``n``
+    rows, at most ``pad_to`` (a stream of batches then shows only a few
+    shapes to a compiled function)."""
+    x = keras.ops.convert_to_tensor(x)
     n = int(x.shape[0])
     target = max(n, min(_bucket(n), pad_to))
     if target != n:
@@ -225,7 +219,10 @@ def compiled(model, key, build):
 
 
 def model_forward(model, view=False):
-    """The model's compiled inference call ``(images tensor) -> outputs tensor``.
+    """The model's compiled inference call ``(images tensor) -> outputs``.
+
+    The outputs are the model's: a tensor, or a dict/list of them for a
+    model with several outputs (``single_output`` checks).
 
     ``view`` names the output view the call is made in (``True`` inside
     ``models.logits_view``): a compiled function keeps the layers as they
@@ -238,13 +235,7 @@ def model_forward(model, view=False):
     reference = weakref.ref(model)
 
     def call(x, training=False):
-        out = reference()(x, training=training)
-        if isinstance(out, (list, tuple, dict)):
-            raise invalid(
-                "model", f"<model with a {type(out).__name__} output>",
-                "a classifier with one output of shape (B, num_classes)",
-            )
-        return out
+        return reference()(x, training=training)
 
     return compiled(model, ("model", view), lambda: compile_call(call, model.variables))
 
@@ -266,23 +257,6 @@ def check_outputs(model):
             "a classifier with one output of shape (B, num_classes)",
         )
     return shape[-1]
-
-
-def resolve_classes(class_index, outputs):
-    """Class per image: ``None`` -> the argmax of ``outputs`` (B, K).
-
-    ``class_index`` is ``None``, an int or one int per row (checked, in
-    range of the ``K`` classes).
-    """
-    return _checks.resolve_classes(
-        _checks.check_class_index(class_index, len(outputs)), np.asarray(outputs)
-    )
-
-
-def check_class_index(class_index, n_images):
-    """Early check of ``class_index`` (before any forward pass): ``None`` or
-    one int per image (``metrics._checks.check_class_index``)."""
-    return _checks.check_class_index(class_index, n_images)
 
 
 def slice_classes(class_index, index):

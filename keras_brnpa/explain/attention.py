@@ -4,8 +4,6 @@ import weakref
 
 import keras
 
-from keras_brnpa.explain._gradients import compile_call
-
 from keras_brnpa.explain import _utils
 from keras_brnpa.models.classifier import attention_model
 from keras_brnpa.models.classifier import head_kind
@@ -29,29 +27,19 @@ def _attention_model(model):
     return built
 
 
-def _compiled_outputs(net):
-    """The attention model's compiled call, cached (see ``_gradients``)."""
-    reference = weakref.ref(net)
-
-    def call(x, training=False):
-        return reference()(x, training=training)
-
-    return _utils.compiled(net, "outputs", lambda: compile_call(call, net.variables))
-
-
 def _run(model, images, batch_size, upsample, keys):
     """Batched attention-model outputs ``keys`` as float32 backend tensors."""
     net = _attention_model(model)
     images = _utils.check_images(images)
     batch_size = _utils.check_batch_size(batch_size)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
-    forward = _compiled_outputs(net)
+    forward = _utils.model_forward(net)
     collected = {key: [] for key in keys}
     for index in _utils.batches(len(images), batch_size):
         # Every batch padded to one of a few sizes (a new shape costs a
         # compilation on TensorFlow and JAX).
         batch, n = _utils.pad_batch(images[index], batch_size)
-        out = forward(keras.ops.convert_to_tensor(batch))
+        out = forward(batch)
         for key in keys:
             collected[key].append(keras.ops.cast(out[key][:n], "float32"))
     return {

@@ -16,6 +16,8 @@ from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import compile_call
 from keras_brnpa.explain._gradients import compile_gradients
 from keras_brnpa.layers._validation import check_positive_int
+from keras_brnpa.metrics._checks import check_class_index
+from keras_brnpa.metrics._checks import resolve_classes
 from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import logits_view
 from keras_brnpa.models.inspection import resolve_from_logits
@@ -38,9 +40,9 @@ class _Setup:
         self.batch_size = _utils.check_batch_size(batch_size)
         self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])
         num_classes = _utils.check_outputs(model)
-        self.class_index = _utils.check_class_index(class_index, len(self.images))
+        self.class_index = check_class_index(class_index, len(self.images))
         if self.class_index is not None and num_classes:
-            _utils.resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
+            resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
         self.layer_name, self.features_fn, self.head_fn = _utils.split_model(model, layer_name)
         self.model = model
         self.view = False  # True inside logits_view (see output_scale)
@@ -79,8 +81,7 @@ class _Setup:
 
     def batch(self, index):
         """``(images tensor, n)``: the batch ``index``, padded to a few sizes."""
-        x, n = _utils.pad_batch(self.images[index], self.batch_size)
-        return keras.ops.convert_to_tensor(x), n
+        return _utils.pad_batch(self.images[index], self.batch_size)
 
     def given(self, index, length):
         """The classes of the batch as an int32 tensor, -1 for 'predicted'."""
@@ -134,7 +135,7 @@ class _Setup:
         fn = self._compiled(
             "head", lambda: compile_call(self.head_fn, self.model.variables)
         )
-        padded, n = _utils.pad_tensor(activations, self.batch_size)
+        padded, n = _utils.pad_batch(activations, self.batch_size)
         return keras.ops.cast(fn(padded)[:n], "float32")
 
     def finish(self, maps):
@@ -351,7 +352,7 @@ def ablation_cam(
 def _ablation_weights_map(setup, index):
     ops = keras.ops
     acts, outputs = setup.features(index, with_outputs=True)
-    classes = _utils.resolve_classes(setup.classes(index), _utils.to_numpy(outputs))
+    classes = resolve_classes(setup.classes(index), _utils.to_numpy(outputs))
     b, k = acts.shape[0], acts.shape[-1]
     active = _utils.to_numpy(ops.max(ops.abs(acts), axis=(1, 2))) > 0
     pairs = np.argwhere(active)  # (n, 2): image, channel
@@ -431,7 +432,7 @@ def _score_cam_map(setup, index, max_channels):
     height, width = setup.images.shape[1:3]
     acts, outputs = setup.features(index, with_outputs=True)
     outputs_np = _utils.to_numpy(outputs)
-    classes = _utils.resolve_classes(setup.classes(index), outputs_np)
+    classes = resolve_classes(setup.classes(index), outputs_np)
     from_logits = resolve_from_logits(setup.model, setup.from_logits, outputs_np)
     b, h, w, k = acts.shape
     high = _utils.to_numpy(ops.max(acts, axis=(1, 2)))
@@ -457,7 +458,7 @@ def _score_cam_map(setup, index, max_channels):
         span = ops.max(masks, axis=(1, 2), keepdims=True) - low
         masks = (masks - low) / ops.where(span > 0, span, 1.0)
         masked = ops.take(x, ops.convert_to_tensor(image_ids), axis=0) * masks[..., None]
-        padded, n = _utils.pad_tensor(masked, setup.batch_size)
+        padded, n = _utils.pad_batch(masked, setup.batch_size)
         scores = _utils.class_probabilities(
             forward(padded)[:n], ops.convert_to_tensor(classes[image_ids]), from_logits
         )

@@ -9,6 +9,8 @@ import numpy as np
 from keras_brnpa.explain import _utils
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
+from keras_brnpa.metrics._checks import check_class_index
+from keras_brnpa.metrics._checks import resolve_classes
 from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import resolve_from_logits
 
@@ -123,7 +125,7 @@ def rise(
     from_logits = check_from_logits(from_logits)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     _utils.check_outputs(model)
-    class_index = _utils.check_class_index(class_index, len(images))
+    class_index = check_class_index(class_index, len(images))
 
     n_images, height, width = images.shape[:3]
     if not model.built:  # a subclassed model never called: build it eagerly
@@ -133,14 +135,14 @@ def rise(
     outputs = []
     for index in _utils.batches(n_images, batch_size):
         padded, n = _utils.pad_batch(images[index], batch_size)
-        outputs.append(_utils.to_numpy(forward(ops.convert_to_tensor(padded)))[:n])
+        outputs.append(_utils.to_numpy(_utils.single_output(forward(padded)))[:n])
     outputs = np.concatenate(outputs).astype("float32")
     if outputs.ndim != 2:
         raise invalid(
             "model", f"<model with outputs of shape {outputs.shape}>",
             "a classifier with one output of shape (B, num_classes)",
         )
-    classes = _utils.resolve_classes(class_index, outputs)
+    classes = resolve_classes(class_index, outputs)
     from_logits = resolve_from_logits(model, from_logits, outputs)
     generator = RiseMasks(n_masks, mask_size, float(p), (height, width), seed)
     images_t = ops.convert_to_tensor(images)
@@ -152,7 +154,7 @@ def rise(
         image_ids = ops.convert_to_tensor((flat // n_masks).astype("int32"))
         masks = generator.masks_tensor(flat % n_masks)
         masked = ops.take(images_t, image_ids, axis=0) * masks[..., None]
-        padded, n = _utils.pad_tensor(masked, batch_size)
+        padded, n = _utils.pad_batch(masked, batch_size)
         scores = _utils.class_probabilities(
             forward(padded)[:n], ops.take(classes_t, image_ids, axis=0), from_logits
         )
