@@ -67,7 +67,7 @@ def parse_methods(text, model):
     from keras_brnpa.models import head_kind
 
     if text.strip() == "auto":
-        return ["brnpa" if head_kind(model) in ("brnpa", "bcnn") else "gradcam"]
+        return [explain.default_method(model)]
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise UsageError(f"--methods: no method in {text!r}: use one or more of "

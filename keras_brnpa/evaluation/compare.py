@@ -25,12 +25,6 @@ COLUMNS = {
 REPORT_FILES = ("report.md", "metrics.json", "gallery.png", "curves.png")
 
 
-def _has_attention_head(model):
-    from keras_brnpa.models import head_kind
-
-    return head_kind(model) in ("brnpa", "bcnn")
-
-
 def _check_models(models):
     import keras
 
@@ -54,7 +48,7 @@ def _plan(models, methods, options):
     entries = []
     if methods == "auto":
         for name, model in models.items():
-            method = "brnpa" if _has_attention_head(model) else "gradcam"
+            method = explain.default_method(model)
             entries.append((f"{name}: {method}" if several else method, name, method, {}))
     else:
         if isinstance(methods, str) or not isinstance(methods, (list, tuple)) or not methods:
@@ -315,8 +309,9 @@ def _density(model, method, images, maps, batch_size):
     norm for the model's own attention, the map itself for other methods."""
     from keras_brnpa import metrics
     from keras_brnpa.explain.attention import parts_and_norm
+    from keras_brnpa.models import head_kind
 
-    if method in ("brnpa", "attention") and _has_attention_head(model):
+    if method in ("brnpa", "attention") and head_kind(model) in ("brnpa", "bcnn"):
         return metrics.sparsity_density(*parts_and_norm(model, images, batch_size))
     return metrics.sparsity_density(maps)
 

@@ -100,6 +100,32 @@ def method_name(method):
     raise invalid("method", method, "one of " + ", ".join(repr(m) for m in METHODS))
 
 
+def default_method(model):
+    """The method that explains ``model`` best by default: ``"brnpa"`` (the
+    model's own map) for a BR-NPA or B-CNN head, ``"gradcam"`` otherwise.
+
+    What ``methods="auto"`` of ``evaluation.compare_explanations`` and
+    ``--methods auto`` of the command line pick.
+
+    Args:
+        model: any ``keras.Model``.
+
+    Returns:
+        A key of ``METHODS``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> model = keras_brnpa.models.build_classifier(
+    ...     3, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
+    >>> keras_brnpa.explain.default_method(model)
+    'brnpa'
+    """
+    from keras_brnpa.models import head_kind
+
+    return "brnpa" if head_kind(model) in ("brnpa", "bcnn") else "gradcam"
+
+
 def explain(method, model, images, **kwargs):
     """Run the explanation method called ``method``.
 
@@ -150,6 +176,7 @@ __all__ = [
     "METHODS",
     "ablation_cam",
     "attention_maps",
+    "default_method",
     "eigen_cam",
     "explain",
     "explanation_map",
