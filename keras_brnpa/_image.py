@@ -82,3 +82,30 @@ def resize_maps_tensor(maps, size):
         )
         x = keras.ops.minimum(keras.ops.maximum(x, low), high)
     return x[..., 0] if flat else x
+
+
+def resize_matrix(out_size, in_size):
+    """``(out_size, in_size)`` weights of ``resize_maps`` along one axis.
+
+    The shared bilinear resize applied to the unit impulses (the
+    identity), so that matrix-based resampling (the deletion/insertion
+    grid of ``keras_brnpa.metrics.fit_saliency``) gives the same numbers
+    as ``resize_maps``.
+
+    Args:
+        out_size: int >= 1, the new length.
+        in_size: int >= 1, the old length.
+
+    Returns:
+        float64 NumPy array ``(out_size, in_size)`` whose rows sum to 1.
+
+    Example:
+
+    >>> from keras_brnpa._image import resize_matrix
+    >>> resize_matrix(4, 2).round(2).tolist()
+    [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
+    """
+    if out_size == in_size:
+        return np.eye(in_size)
+    impulses = np.eye(in_size, dtype="float32")[None]  # (1, in rows, in impulses)
+    return resize_maps(impulses, (out_size, in_size))[0].astype(np.float64)

@@ -24,20 +24,22 @@ array([0.25])
 
 from keras_brnpa.metrics import faithfulness
 from keras_brnpa.metrics import localization
+from keras_brnpa.metrics import map_sparsity
+from keras_brnpa.metrics import perturbation
 from keras_brnpa.metrics import reid
-from keras_brnpa.metrics.faithfulness import box_blur
-from keras_brnpa.metrics.faithfulness import MAX_CELLS
-from keras_brnpa.metrics.faithfulness import default_blur_kernel_size
 from keras_brnpa.metrics.faithfulness import deletion_auc
-from keras_brnpa.metrics.faithfulness import fit_saliency
 from keras_brnpa.metrics.faithfulness import insertion_auc
-from keras_brnpa.metrics.faithfulness import saliency_grid
-from keras_brnpa.metrics.faithfulness import step_counts
 from keras_brnpa.metrics.localization import boxes_to_masks
 from keras_brnpa.metrics.localization import energy_in_mask
 from keras_brnpa.metrics.localization import pointing_game
-from keras_brnpa.metrics.localization import sparsity
-from keras_brnpa.metrics.localization import sparsity_density
+from keras_brnpa.metrics.map_sparsity import sparsity
+from keras_brnpa.metrics.map_sparsity import sparsity_density
+from keras_brnpa.metrics.perturbation import MAX_CELLS
+from keras_brnpa.metrics.perturbation import box_blur
+from keras_brnpa.metrics.perturbation import default_blur_kernel_size
+from keras_brnpa.metrics.perturbation import fit_saliency
+from keras_brnpa.metrics.perturbation import saliency_grid
+from keras_brnpa.metrics.perturbation import step_counts
 from keras_brnpa.metrics.reid import cmc_map
 
 __all__ = [
@@ -52,6 +54,8 @@ __all__ = [
     "fit_saliency",
     "insertion_auc",
     "localization",
+    "map_sparsity",
+    "perturbation",
     "pointing_game",
     "saliency_grid",
     "reid",
