@@ -8,6 +8,7 @@ from keras_brnpa.models.backbones import RESNET_CONFIGS
 from keras_brnpa.models.backbones import RESOLUTION_STRIDES
 from keras_brnpa.models.backbones import build_backbone
 from keras_brnpa.models.backbones import to_high_resolution
+from keras_brnpa.models.batch_norm import set_batch_norm_momentum
 from keras_brnpa.models.classifier import attention_model
 from keras_brnpa.models.classifier import build_classifier
 from keras_brnpa.models.classifier import feature_shape
@@ -44,6 +45,7 @@ __all__ = [
     "outputs_look_like_probabilities",
     "resolve_from_logits",
     "scale_images",
+    "set_batch_norm_momentum",
     "to_high_resolution",
     "with_id_logits",
 ]
