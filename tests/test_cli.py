@@ -347,3 +347,19 @@ def test_verdicts_follow_the_direction_of_each_metric():
     assert "DAUC" in better and "sparsity" in better and "energy in mask" in better
     assert "IAUC" in worse
     assert "accuracy" in same and "pointing game" in same
+
+
+def test_commands_never_import_commands():
+    """Shared pieces live in cli/_common.py, _options.py, _data.py, _training.py."""
+    import ast
+
+    folder = os.path.dirname(cli.__file__)
+    for command in cli.COMMANDS:
+        tree = ast.parse(open(os.path.join(folder, f"{command}.py")).read())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "keras_brnpa.cli":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.rsplit(".", 1)[-1])
+        assert not imported & set(cli.COMMANDS), (command, imported & set(cli.COMMANDS))

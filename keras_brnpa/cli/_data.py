@@ -7,37 +7,7 @@ import os
 from keras_brnpa.cli._common import SYNTHETIC
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
-from keras_brnpa.cli._common import class_count
 from keras_brnpa.cli._common import first_line
-from keras_brnpa.cli._common import positive_int
-from keras_brnpa.cli._common import seed
-from keras_brnpa.cli._common import unit_float
-
-def add_data_options(parser, image_size=64, num_images=3000, training=True):
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--dataset", default=SYNTHETIC,
-        help="'synthetic' (the embedded data) or a TensorFlow Datasets name: "
-        "caltech_birds2011, oxford_iiit_pet, stanford_dogs, cars196, ...")
-    source.add_argument(
-        "--data", default=None, metavar="DIR",
-        help="your own images: a folder with one subfolder per class (PNG, JPEG, BMP, GIF)")
-    parser.add_argument("--masks", default=None, metavar="DIR",
-                        help="with --data: ground-truth masks, same relative paths, PNG")
-    parser.add_argument("--validation-split", type=unit_float, default=0.2,
-                        help="with --data: share of the images held out for validation")
-    parser.add_argument("--data-dir", default=None, help="tfds data folder")
-    parser.add_argument("--download", action="store_true",
-                        help="let tfds download a missing data set")
-    parser.add_argument("--image-size", type=positive_int, default=image_size,
-                        help="images are resized to this many pixels per side")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
-    parser.add_argument("--num-images", type=positive_int, default=num_images,
-                        help="synthetic data: number of images (evaluate: at most this many "
-                        "test images of any source)")
-    parser.add_argument("--num-classes", type=class_count, default=5,
-                        help="synthetic data: number of classes")
-    parser.add_argument("--seed", type=seed, default=0, help="random seed (data, weights)")
 
 
 def data_source(args):

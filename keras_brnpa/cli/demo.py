@@ -6,8 +6,7 @@ import os
 import time
 
 from keras_brnpa.cli import _common
-from keras_brnpa.cli import distill as distill_command
-from keras_brnpa.cli import train as train_command
+from keras_brnpa.cli import _training
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
 
@@ -77,7 +76,7 @@ def add_parser(commands):
 
 
 def run_files():
-    return train_command.run_files() + (
+    return _training.run_files() + (
         "models", "gallery_attention.png", "gallery_explanations.png", "deletion_curves.png",
         "gallery.png", "curves.png")
 
@@ -85,7 +84,7 @@ def run_files():
 def _compile_mode(settings):
     if settings["run_eagerly"]:
         return {"run_eagerly": True, "jit_compile": False}
-    return {"jit_compile": train_command.jit_compile()}
+    return {"jit_compile": _training.jit_compile()}
 
 
 def _adam(learning_rate, steps):
@@ -104,7 +103,7 @@ def _train_one(name, model, data, epochs, args, callbacks):
     if os.path.exists(path):
         say(f"{name}: already trained ({path})", args.quiet)
         return _common.load_model(path)
-    target, _ = train_command.fit_and_save(model, data["train"], data["val"], epochs, folder,
+    target, _ = _training.fit_and_save(model, data["train"], data["val"], epochs, folder,
                                            callbacks, _common.verbose_level(args))
     return target
 
@@ -155,21 +154,21 @@ def run(args, callbacks=()):
                 "epochs)", args.quiet)
             model = models.build_classifier(k, backbone="tiny", head=head,
                                             input_shape=(size, size, 3), name=name)
-            train_command.set_batch_norm_momentum(model)
+            models.set_batch_norm_momentum(model)
             model.compile(optimizer=_adam(settings["learning_rate"],
                                           settings["epochs"] * steps_per_epoch),
-                          loss=train_command.loss(), metrics=["accuracy"],
+                          loss=_training.loss(), metrics=["accuracy"],
                           **_compile_mode(settings))
             trained[name] = _train_one(name, model, data, settings["epochs"], args, callbacks)
         say(f"[5/6] distilling the high-resolution BR-NPA student "
             f"({settings['distill_epochs']} epochs)", args.quiet)
-        student = distill_command.build_student(trained["brnpa_low"])
+        student = _training.build_student(trained["brnpa_low"])
         distiller = keras_brnpa.Distiller(trained["brnpa_low"], student,
                                           temperature=settings["temperature"],
                                           alpha=settings["alpha"])
         distiller.compile(optimizer=_adam(settings["distill_learning_rate"],
                                           settings["distill_epochs"] * steps_per_epoch),
-                          loss=train_command.loss(), metrics=["accuracy"],
+                          loss=_training.loss(), metrics=["accuracy"],
                           **_compile_mode(settings))
         distiller(x[:1])
         trained["brnpa_high"] = _train_one("brnpa_high", distiller, data,

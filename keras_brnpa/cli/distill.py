@@ -4,7 +4,8 @@ import os
 
 from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
-from keras_brnpa.cli import train as train_command
+from keras_brnpa.cli import _options
+from keras_brnpa.cli import _training
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import say
 
@@ -15,8 +16,8 @@ def add_parser(commands):
         description="Train the high-resolution twin of a classifier (strides of the last "
         "two stages set to 1, 4x finer maps) as the student of the trained low-resolution "
         "teacher (keras_brnpa.Distiller). Resumable like train.")
-    _data.add_data_options(parser)
-    train_command.add_training_options(parser, epochs=2)
+    _options.add_data_options(parser)
+    _options.add_training_options(parser, epochs=2)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
     parser.add_argument("--temperature", type=_common.positive_float, default=1.0,
                         help="softmax temperature of the distillation loss (the measured "
@@ -25,16 +26,6 @@ def add_parser(commands):
                         help="weight of the distillation term (1 - alpha: the labels)")
     parser.add_argument("--output", default=os.path.join("runs", "distill"), help="run folder")
     parser.set_defaults(run=run)
-
-
-def build_student(teacher):
-    """The high-resolution twin of ``teacher`` (same weights)."""
-    from keras_brnpa import distillation
-    from keras_brnpa import models
-
-    if hasattr(distillation, "build_high_resolution_student"):
-        return distillation.build_high_resolution_student(teacher)
-    return models.to_high_resolution(teacher)
 
 
 def run(args, callbacks=()):
@@ -49,28 +40,28 @@ def run(args, callbacks=()):
     if teacher.output_shape[-1] != len(class_names):
         raise CLIError(f"--teacher: the teacher has {teacher.output_shape[-1]} classes but the "
                        f"data has {len(class_names)}")
-    with train_command.distribution(args.distribute) as replicas:
+    with _training.distribution(args.distribute) as replicas:
         try:
-            student = build_student(teacher)
+            student = _training.build_student(teacher)
         except ValueError as error:
             raise CLIError(f"--teacher: {_common.first_line(error)}") from None
         distiller = keras_brnpa.Distiller(teacher, student, temperature=args.temperature,
                                           alpha=args.alpha)
-        config = train_command.config_of(args, train_command.DATA_KEYS + ("temperature", "alpha"))
+        config = _training.config_of(args, _training.DATA_KEYS + ("temperature", "alpha"))
         config["teacher"] = os.path.abspath(args.teacher)
         with _common.output_lock(args.output):
             resumed = _common.claim_run(args.output, "distill", config, args.overwrite,
-                                        train_command.run_files())
+                                        _training.run_files())
             say(("resuming" if resumed else "starting") + f" distillation in {args.output}",
                 args.quiet)
-            train_command.sync_batch_norm(student, replicas)
+            _training.sync_batch_norm(student, replicas)
             distiller.compile(
-                optimizer=train_command.optimizer(args.optimizer, args.learning_rate, True),
-                loss=train_command.loss(), metrics=["accuracy"],
-                **train_command.compile_mode(args))
+                optimizer=_training.optimizer(args.optimizer, args.learning_rate, True),
+                loss=_training.loss(), metrics=["accuracy"],
+                **_training.compile_mode(args))
             sample = train.x[:1] if hasattr(train, "x") else next(iter(train))[0][:1]
             distiller(sample)
-            _, final = train_command.fit_and_save(
+            _, final = _training.fit_and_save(
                 distiller, train, val, args.epochs, args.output, callbacks,
                 _common.verbose_level(args), class_names=list(class_names))
     say(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; student saved to "

@@ -5,7 +5,7 @@ import os
 
 from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
-from keras_brnpa.cli import evaluate as evaluate_command
+from keras_brnpa.cli import _options
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
@@ -27,7 +27,7 @@ def add_parser(commands):
         "overwritten without --overwrite.")
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files (PNG, JPEG, BMP, GIF; 8 or 16 bits)")
-    evaluate_command.add_model_options(parser)
+    _options.add_model_options(parser)
     parser.add_argument("--method", action="append", default=None,
                         help="explanation method, repeatable or comma-separated (brnpa, "
                         "attention, gradcam, gradcam++, scorecam, eigencam, ablationcam, "
@@ -81,7 +81,7 @@ def output_names(images, methods, output):
 
 def parse_method_options(values, model):
     text = ",".join(values) if values else "auto"
-    return evaluate_command.parse_methods(text, model)
+    return _options.parse_methods(text, model)
 
 
 def run(args, callbacks=()):
@@ -114,9 +114,9 @@ def run(args, callbacks=()):
                            f"({taken[0]}, ...); pass --overwrite to replace them, or choose "
                            "another --output")
     size = _common.model_image_size(model, args.image_size)
-    from_logits = evaluate_command.FROM_LOGITS[args.from_logits]
+    from_logits = _options.FROM_LOGITS[args.from_logits]
     scale = models.input_scale(model) if args.input_scale == "auto" else args.input_scale
-    options = evaluate_command.method_options(args)
+    options = _options.method_options(args)
     entries, failures = [], 0
     with _common.output_lock(args.output):
         _common.check_writable(args.output)
