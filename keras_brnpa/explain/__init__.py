@@ -24,8 +24,6 @@ Example:
 (2, 64, 64)
 """
 
-import inspect
-
 from keras_brnpa.explain._utils import upsample
 from keras_brnpa.explain.attention import attention_maps
 from keras_brnpa.explain.attention import explanation_map
@@ -65,9 +63,24 @@ ALIASES = {
     "norm": "feature_norm",
 }
 
-# Keywords that only some methods take; ``explain`` drops them for the
-# others, so that one set of options can be passed to every method.
-_OPTIONAL_KEYWORDS = ("layer_name", "class_index", "from_logits", "seed", "verbose")
+#: Keywords that every method of ``METHODS`` takes (each method's
+#: docstring says which ones it does not use), so that one set of options
+#: can be passed to any method.
+COMMON_KEYWORDS = (
+    "layer_name",
+    "class_index",
+    "batch_size",
+    "upsample",
+    "from_logits",
+    "seed",
+    "verbose",
+)
+
+#: The keywords of each method beyond ``COMMON_KEYWORDS``.
+METHOD_KEYWORDS = {
+    "scorecam": ("max_channels",),
+    "rise": ("n_masks", "mask_size", "p"),
+}
 
 
 def method_name(method):
@@ -138,11 +151,14 @@ def explain(method, model, images, **kwargs):
         model: the classifier (a ``build_classifier`` model for
             ``"brnpa"``, ``"attention"`` and ``"feature_norm"``).
         images: array ``(B, H, W, C)``.
-        **kwargs: the method's arguments (``batch_size``, ``upsample``,
-            ...). ``layer_name``, ``class_index``, ``from_logits``,
-            ``seed`` and ``verbose`` are silently dropped for methods that do not take them
-            (the attention maps do not depend on a class); any other
-            unknown keyword raises a ``ValueError``.
+        **kwargs: the method's arguments: any of ``COMMON_KEYWORDS``
+            (``layer_name``, ``class_index``, ``batch_size``,
+            ``upsample``, ``from_logits``, ``seed``, ``verbose``), which
+            every method takes (each method's docstring says which ones it
+            does not use: the attention maps do not depend on a class),
+            and the method's own (``METHOD_KEYWORDS``: ``max_channels``
+            for Score-CAM, ``n_masks``, ``mask_size``, ``p`` for RISE).
+            Any other keyword raises a ``ValueError``.
 
     Returns:
         The method's NumPy array.
@@ -158,22 +174,20 @@ def explain(method, model, images, **kwargs):
     >>> keras_brnpa.explain.explain("brnpa", model, images, class_index=0).shape
     (2, 2, 2)
     """
-    function = METHODS[method_name(method)]
-    accepted = set(inspect.signature(function).parameters)
-    for key in list(kwargs):
-        if key in accepted:
-            continue
-        if key in _OPTIONAL_KEYWORDS:
-            del kwargs[key]
-        else:
-            raise invalid(key, kwargs[key], f"an argument of {function.__name__}: " + ", ".join(
-                sorted(accepted - {"model", "images"})))
-    return function(model, images, **kwargs)
+    name = method_name(method)
+    accepted = COMMON_KEYWORDS + METHOD_KEYWORDS.get(name, ())
+    for key in kwargs:
+        if key not in accepted:
+            raise invalid(key, kwargs[key], f"an argument of {METHODS[name].__name__}: "
+                          + ", ".join(sorted(accepted)))
+    return METHODS[name](model, images, **kwargs)
 
 
 __all__ = [
     "ALIASES",
+    "COMMON_KEYWORDS",
     "METHODS",
+    "METHOD_KEYWORDS",
     "ablation_cam",
     "attention_maps",
     "default_method",

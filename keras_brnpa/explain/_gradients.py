@@ -20,6 +20,8 @@ comes back to the host.
 
 import keras
 
+from keras_brnpa._scores import class_scores
+
 _BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -31,18 +33,6 @@ def _backend():
             f"backend is {backend!r}."
         )
     return backend
-
-
-def pick_scores(outputs, given):
-    """``(classes, scores)``: the class of each row and its output.
-
-    ``given`` holds one class per row, ``-1`` meaning the row's argmax.
-    Traceable (``keras.ops`` only).
-    """
-    argmax = keras.ops.cast(keras.ops.argmax(outputs, axis=-1), "int32")
-    classes = keras.ops.where(given >= 0, given, argmax)
-    scores = keras.ops.take_along_axis(outputs, classes[:, None], axis=-1)[:, 0]
-    return classes, scores
 
 
 def compile_call(fn, variables):
@@ -103,7 +93,7 @@ def compile_gradients(features_fn, head_fn, variables):
             with tf.GradientTape() as tape:
                 tape.watch(activations)
                 outputs = head_fn(activations, training=False)
-                classes, scores = pick_scores(outputs, given)
+                classes, scores = class_scores(outputs, given)
             return activations, tape.gradient(scores, activations), outputs, classes
 
         return tf.function(step, reduce_retracing=True)
@@ -115,7 +105,7 @@ def compile_gradients(features_fn, head_fn, variables):
 
             def total_score(a):
                 outputs = head_fn(a, training=False)
-                classes, scores = pick_scores(outputs, given)
+                classes, scores = class_scores(outputs, given)
                 return keras.ops.sum(scores), (outputs, classes)
 
             (_, (outputs, classes)), grads = jax.value_and_grad(total_score, has_aux=True)(
@@ -132,7 +122,7 @@ def compile_gradients(features_fn, head_fn, variables):
         activations = activations.detach().requires_grad_(True)
         with torch.enable_grad():
             outputs = head_fn(activations, training=False)
-            classes, scores = pick_scores(outputs, given)
+            classes, scores = class_scores(outputs, given)
             (grads,) = torch.autograd.grad(scores.sum(), activations)
         return activations.detach(), grads.detach(), outputs.detach(), classes
 

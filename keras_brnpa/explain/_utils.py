@@ -183,13 +183,6 @@ def pad_batch(x, pad_to):
     return x, n
 
 
-def class_probabilities(outputs, classes, from_logits):
-    """On the device: the probability of ``classes`` (a tensor) per row."""
-    outputs = keras.ops.cast(outputs, "float32")
-    probs = keras.ops.softmax(outputs, axis=-1) if from_logits else outputs
-    return keras.ops.take_along_axis(probs, classes[:, None], axis=-1)[:, 0]
-
-
 def finish_maps(maps, size):
     """Concatenate device maps, resize them to ``size`` (or not), return NumPy."""
     maps = keras.ops.concatenate(maps, axis=0) if len(maps) > 1 else maps[0]

@@ -62,7 +62,17 @@ def _finish(maps, size):
     return _utils.finish_maps([maps], size)
 
 
-def attention_maps(model, images, batch_size=32, upsample=False):
+def attention_maps(
+    model,
+    images,
+    batch_size=32,
+    upsample=False,
+    layer_name=None,
+    class_index=None,
+    from_logits=None,
+    seed=None,
+    verbose=0,
+):
     """All attention maps of a classifier from ``build_classifier``.
 
     BR-NPA head: the part maps, part 1 (the most active region) first, each
@@ -75,6 +85,10 @@ def attention_maps(model, images, batch_size=32, upsample=False):
         batch_size: images per forward pass.
         upsample: ``False`` (the feature-map size ``(h, w)``), ``True`` (the
             image size) or a tuple ``(H, W)``; bilinear.
+        layer_name, class_index, from_logits, seed, verbose: unused (the
+            model's own maps come from its head and do not depend on a
+            class); every explainer takes the same keywords (see
+            ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, h, w, n_parts)`` (``n_parts = 1`` for GAP).
@@ -95,14 +109,26 @@ def attention_maps(model, images, batch_size=32, upsample=False):
     return _finish(out["attention_maps"], size)
 
 
-def feature_norm_map(model, images, batch_size=32, upsample=False):
+def feature_norm_map(
+    model,
+    images,
+    batch_size=32,
+    upsample=False,
+    layer_name=None,
+    class_index=None,
+    from_logits=None,
+    seed=None,
+    verbose=0,
+):
     """The norm ``||f_ij||`` of the backbone's feature vectors.
 
     The plain CNN's "attention" in the paper, and the factor of BR-NPA's
     explanation map.
 
     Args:
-        model, images, batch_size, upsample: as for ``attention_maps``.
+        model, images, batch_size, upsample, layer_name, class_index,
+        from_logits, seed, verbose: as for ``attention_maps`` (the last
+            five unused).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -120,7 +146,17 @@ def feature_norm_map(model, images, batch_size=32, upsample=False):
     return _finish(out["feature_norm"], size)
 
 
-def explanation_map(model, images, batch_size=32, upsample=False):
+def explanation_map(
+    model,
+    images,
+    batch_size=32,
+    upsample=False,
+    layer_name=None,
+    class_index=None,
+    from_logits=None,
+    seed=None,
+    verbose=0,
+):
     """One explanation map per image, as the paper defines it per model.
 
     - BR-NPA head: attention map of part 1 times the feature norm
@@ -130,7 +166,9 @@ def explanation_map(model, images, batch_size=32, upsample=False):
     - GAP head: the feature norm.
 
     Args:
-        model, images, batch_size, upsample: as for ``attention_maps``.
+        model, images, batch_size, upsample, layer_name, class_index,
+        from_logits, seed, verbose: as for ``attention_maps`` (the last
+            five unused).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.

@@ -12,6 +12,7 @@ import contextlib
 import keras
 import numpy as np
 
+from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import compile_call
 from keras_brnpa.explain._gradients import compile_gradients
@@ -107,7 +108,7 @@ class _Setup:
         acts, grads = keras.ops.cast(acts[:n], "float32"), keras.ops.cast(grads[:n], "float32")
         outputs, classes = keras.ops.cast(outputs[:n], "float32"), classes[:n]
         if not scale(outputs):
-            probs = keras.ops.take_along_axis(outputs, classes[:, None], axis=-1)[:, 0]
+            _, probs = class_scores(outputs, classes)
             grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
         return acts, grads
 
@@ -156,6 +157,8 @@ def grad_cam(
     batch_size=32,
     upsample=False,
     from_logits=None,
+    seed=None,
+    verbose=0,
 ):
     """Grad-CAM: activations weighted by their spatially averaged gradient.
 
@@ -194,6 +197,9 @@ def grad_cam(
             ``True``: the outputs are logits (the score is the logit).
             ``False``: they are probabilities (the score is the
             log-probability).
+        seed, verbose: unused (Grad-CAM is deterministic and quick);
+            every explainer takes the same keywords (see
+            ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -226,6 +232,8 @@ def grad_cam_plus_plus(
     batch_size=32,
     upsample=False,
     from_logits=None,
+    seed=None,
+    verbose=0,
 ):
     """Grad-CAM++: channel weights from positive gradients, pixel-weighted.
 
@@ -238,7 +246,7 @@ def grad_cam_plus_plus(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits: as for ``grad_cam``.
+        from_logits, seed, verbose: as for ``grad_cam``.
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -267,7 +275,17 @@ def grad_cam_plus_plus(
     return setup.finish(maps)
 
 
-def eigen_cam(model, images, layer_name=None, batch_size=32, upsample=False):
+def eigen_cam(
+    model,
+    images,
+    layer_name=None,
+    batch_size=32,
+    upsample=False,
+    class_index=None,
+    from_logits=None,
+    seed=None,
+    verbose=0,
+):
     """Eigen-CAM: projection of the activations on their first principal axis.
 
     For each image the activations are a matrix ``(h*w, K)``; its first
@@ -279,6 +297,9 @@ def eigen_cam(model, images, layer_name=None, batch_size=32, upsample=False):
     Args:
         model, images, layer_name, batch_size, upsample: as for
             ``grad_cam``.
+        class_index, from_logits, seed, verbose: unused (Eigen-CAM does
+            not depend on a class); every explainer takes the same
+            keywords (see ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -313,6 +334,9 @@ def ablation_cam(
     class_index=None,
     batch_size=32,
     upsample=False,
+    from_logits=None,
+    seed=None,
+    verbose=0,
 ):
     """Ablation-CAM: a channel's weight is the score drop when it is zeroed.
 
@@ -329,6 +353,9 @@ def ablation_cam(
     Args:
         model, images, layer_name, class_index, batch_size, upsample: as
             for ``grad_cam`` (the score ``y_c`` is the model's output).
+        from_logits, seed, verbose: unused (the score is the logit, a
+            final softmax removed); every explainer takes the same
+            keywords (see ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -357,14 +384,13 @@ def _ablation_weights_map(setup, index):
     active = _utils.to_numpy(ops.max(ops.abs(acts), axis=(1, 2))) > 0
     pairs = np.argwhere(active)  # (n, 2): image, channel
     weights = np.zeros((b, k), dtype="float32")
-    base = _utils.to_numpy(ops.take_along_axis(outputs, ops.convert_to_tensor(classes[:, None]), -1))
+    base = _utils.to_numpy(class_scores(outputs, ops.convert_to_tensor(classes))[1])
     for chunk in _utils.batches(len(pairs), setup.batch_size):
         image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
         keep = 1.0 - ops.one_hot(ops.convert_to_tensor(channels), k, dtype="float32")
         ablated = ops.take(acts, ops.convert_to_tensor(image_ids), axis=0) * keep[:, None, None, :]
-        targets = ops.convert_to_tensor(classes[image_ids][:, None])
-        scores = ops.take_along_axis(setup.head(ablated), targets, axis=-1)[:, 0]
-        weights[image_ids, channels] = base[image_ids, 0] - _utils.to_numpy(scores)
+        _, scores = class_scores(setup.head(ablated), ops.convert_to_tensor(classes[image_ids]))
+        weights[image_ids, channels] = base[image_ids] - _utils.to_numpy(scores)
     return _weighted_sum(acts, weights)
 
 
@@ -378,6 +404,7 @@ def score_cam(
     from_logits=None,
     max_channels=None,
     verbose=0,
+    seed=None,
 ):
     """Score-CAM: a channel's weight is the class probability of the image
     masked by that channel.
@@ -402,6 +429,8 @@ def score_cam(
         max_channels: ``None`` (every channel) or an int: per image, only
             the channels with the largest mean activation are used.
         verbose: 0 (silent) or 1 (a Keras progress bar over the images).
+        seed: unused (Score-CAM is deterministic); every explainer takes
+            the same keywords (see ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -459,8 +488,8 @@ def _score_cam_map(setup, index, max_channels):
         masks = (masks - low) / ops.where(span > 0, span, 1.0)
         masked = ops.take(x, ops.convert_to_tensor(image_ids), axis=0) * masks[..., None]
         padded, n = _utils.pad_batch(masked, setup.batch_size)
-        scores = _utils.class_probabilities(
-            forward(padded)[:n], ops.convert_to_tensor(classes[image_ids]), from_logits
-        )
+        scores = class_scores(
+            forward(padded)[:n], ops.convert_to_tensor(classes[image_ids]), softmax=from_logits
+        )[1]
         weights[image_ids, channels] = _utils.to_numpy(scores)
     return _weighted_sum(acts, weights)

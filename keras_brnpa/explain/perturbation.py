@@ -6,6 +6,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
@@ -70,6 +71,7 @@ def rise(
     upsample=False,
     from_logits=None,
     verbose=0,
+    layer_name=None,
 ):
     """RISE: saliency as the probability-weighted mean of random masks.
 
@@ -100,6 +102,9 @@ def rise(
             or from its outputs when the layers do not say; see
             ``models.resolve_from_logits``), ``True`` if the model outputs
             logits (a softmax is applied), ``False`` if probabilities.
+        layer_name: unused (RISE looks at the images, not at a layer);
+            every explainer takes the same keywords (see
+            ``explain.explain``).
 
     Returns:
         float32 NumPy array ``(B, H, W)`` at the image size.
@@ -155,9 +160,9 @@ def rise(
         masks = generator.masks_tensor(flat % n_masks)
         masked = ops.take(images_t, image_ids, axis=0) * masks[..., None]
         padded, n = _utils.pad_batch(masked, batch_size)
-        scores = _utils.class_probabilities(
-            forward(padded)[:n], ops.take(classes_t, image_ids, axis=0), from_logits
-        )
+        scores = class_scores(
+            forward(padded)[:n], ops.take(classes_t, image_ids, axis=0), softmax=from_logits
+        )[1]
         saliency = saliency + ops.segment_sum(
             scores[:, None, None] * masks, image_ids, num_segments=n_images
         )
