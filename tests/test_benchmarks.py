@@ -6,12 +6,15 @@ ratios consistent with the times), not the speed itself: speed targets
 are for the full runs, reported in docs/benchmarks.md.
 """
 
+import importlib
 import os
 import re
 import subprocess
 import sys
+from unittest import mock
 
 import keras
+import numpy as np
 import pytest
 
 BACKEND = keras.config.backend()
@@ -127,13 +130,90 @@ def test_bench_train_quick():
     rows = table(out, "| implementation")
     keras_rows = [r for r in rows if r[0] == f"Keras ({BACKEND})"]
     assert [r[1] for r in keras_rows] == ["low", "high"]
+    # JAX always with XLA, torch eagerly.
+    if BACKEND == "jax":
+        assert {r[2] for r in keras_rows} == {"True"}
+    if BACKEND == "torch":
+        assert {r[2] for r in keras_rows} == {"False"}
     for impl, resolution, jit, precision, seconds, images_per_s, _ in rows:
         assert precision == "float32"
         assert number(images_per_s) == pytest.approx(batch / number(seconds), rel=0.05, abs=0.1)
-    reference = [r for r in rows if r[0] == "PyTorch eager reference"]
+    reference = [r for r in rows if r[0] == "PyTorch eager reference (cpu)"]
     assert len(reference) == (2 if BACKEND == "torch" else 0)
     if reference:
-        assert "PyTorch eager reference =" in out
+        # Keras / reference per resolution and precision, from the times above.
+        ratios = table(out, "| resolution")
+        assert [(r[0], r[1]) for r in ratios] == [("low", "float32"), ("high", "float32")]
+        for res, _, keras_cell, _, ref_cell, ratio in ratios:
+            keras_s = min(number(r[4]) for r in keras_rows if r[1] == res)
+            ref_s = number(next(r[4] for r in reference if r[1] == res))
+            assert number(keras_cell.split()[0]) == keras_s
+            assert number(ref_cell) == ref_s
+            assert number(ratio) == pytest.approx(keras_s / ref_s, rel=0.05, abs=0.01)
+
+
+def import_benchmark(name):
+    folder = os.path.join(ROOT, "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_bench_train_reference_device(cuda):
+    """The PyTorch reference trains on the GPU when torch sees one."""
+    torch = pytest.importorskip("torch")
+    bench_train = import_benchmark("bench_train")
+    expected = "cuda" if cuda else "cpu"
+    with mock.patch.object(torch.cuda, "is_available", return_value=cuda):
+        plain = bench_train.reference_settings("float32")
+        amp = bench_train.reference_settings("mixed_float16")
+        bf16 = bench_train.reference_settings("mixed_bfloat16")
+    assert plain["device"] == torch.device(expected)
+    assert (plain["autocast"], plain["scaler"], plain["channels_last"]) == (None, False, False)
+    # What a PyTorch user runs: float16 autocast, a GradScaler, channels_last.
+    assert amp["device"] == torch.device(expected)
+    assert (amp["autocast"], amp["scaler"], amp["channels_last"]) == (torch.float16, True, True)
+    assert (bf16["autocast"], bf16["scaler"]) == (torch.bfloat16, False)
+    with pytest.raises(ValueError, match="precision"):
+        bench_train.reference_settings("float16")
+
+
+def test_bench_train_reference_moves_model_and_data():
+    """With CUDA reported, the model and both tensors are sent to ``cuda``.
+
+    ``Module.to`` / ``Tensor.to`` are recorded and left on the CPU (there
+    is no GPU here), so the step itself still runs.
+    """
+    torch = pytest.importorskip("torch")
+    bench_train = import_benchmark("bench_train")
+    module_to, tensor_to = torch.nn.Module.to, torch.Tensor.to
+    moved = []
+
+    def record_module(self, *args, **kwargs):
+        moved.append(("model", args[0] if args else kwargs.get("device"), kwargs.get("memory_format")))
+        return module_to(self, *args[1:], **kwargs) if len(args) > 1 else module_to(
+            self, memory_format=kwargs.get("memory_format", torch.preserve_format))
+
+    def record_tensor(self, *args, **kwargs):
+        if args and isinstance(args[0], torch.device):
+            moved.append(("tensor", args[0], None))
+            return self
+        return tensor_to(self, *args, **kwargs)
+
+    args = bench_train.parse_args(["--reference-only", "--backbone", "conv", "--size", "16",
+                                   "--batch", "2", "--steps", "1"])
+    images = np.zeros((2, 16, 16, 3), "float32")
+    labels = np.array([0, 1])
+    with mock.patch.object(torch.cuda, "is_available", return_value=True), \
+            mock.patch.object(torch.cuda, "synchronize"), \
+            mock.patch.object(torch.nn.Module, "to", record_module), \
+            mock.patch.object(torch.Tensor, "to", record_tensor):
+        seconds = bench_train.torch_reference_step_time(args, "low", "mixed_float16", images, labels)
+    assert seconds > 0
+    cuda = torch.device("cuda")
+    assert ("model", cuda, torch.channels_last) in moved
+    assert [m for m in moved if m[0] == "tensor"] == [("tensor", cuda, None)] * 2
 
 
 def test_bench_peers_quick():
