@@ -226,8 +226,9 @@ def test_deletion_to_the_mean_colour(twins):
     _, logits_model, _, images = twins
     saliency = np.random.default_rng(9).random((3, 4, 4))
     mean = metrics.deletion_auc(logits_model, images, saliency, steps=4, baseline="mean")
-    by_hand = metrics.deletion_auc(logits_model, images, saliency, steps=4,
-                                   baseline=images.astype("float64").mean(axis=(0, 1, 2)))
+    # Each image's own mean colour (issue 20: never the batch's).
+    own = np.broadcast_to(images.astype("float64").mean(axis=(1, 2), keepdims=True), images.shape)
+    by_hand = metrics.deletion_auc(logits_model, images, saliency, steps=4, baseline=own)
     np.testing.assert_allclose(mean, by_hand, atol=1e-6)
     black = metrics.deletion_auc(logits_model, images, saliency, steps=4)
     assert not np.allclose(mean, black)

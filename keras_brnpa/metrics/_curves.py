@@ -18,6 +18,7 @@ from keras_brnpa.layers._validation import invalid
 from keras_brnpa.metrics._checks import describe
 from keras_brnpa.metrics._checks import resolve_classes
 from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa.models.inspection import outputs_look_like_probabilities
 from keras_brnpa.models.inspection import resolve_from_logits
 
 MODES = ("deletion", "insertion")
@@ -69,13 +70,33 @@ def as_scores(outputs, batch):
 
 
 def class_scores(outputs, classes, from_logits):
-    """Score of ``classes`` in each row of ``outputs`` (float64)."""
+    """Score of ``classes`` in each row of ``outputs`` (float64).
+
+    ``from_logits`` is a bool, or one bool per image (the leading axis).
+    """
     outputs = np.asarray(outputs, np.float64)
-    if from_logits:
-        outputs = outputs - outputs.max(axis=-1, keepdims=True)
-        outputs = np.exp(outputs)
-        outputs = outputs / outputs.sum(axis=-1, keepdims=True)
+    logits = np.asarray(from_logits, bool)
+    if logits.any():
+        soft = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+        soft = soft / soft.sum(axis=-1, keepdims=True)
+        outputs = np.where(logits.reshape(logits.shape + (1,) * (outputs.ndim - logits.ndim)),
+                           soft, outputs)
     return np.take_along_axis(outputs, classes[..., None], axis=-1)[..., 0]
+
+
+def resolve_per_image(model, from_logits, outputs):
+    """``from_logits`` for each image: the model's answer when it gives one.
+
+    When the model's layers do not say (a callable, a subclassed model),
+    ``resolve_from_logits`` reads the outputs: each image's own row
+    decides, so that no image's score depends on the others of the batch.
+    Returns a bool or a ``(B,)`` bool array.
+    """
+    looks_like_probabilities = resolve_from_logits(model, from_logits, np.array([[0.5, 0.5]]))
+    looks_like_logits = resolve_from_logits(model, from_logits, np.array([[2.0, -1.0]]))
+    if looks_like_probabilities == looks_like_logits:  # decided without the outputs
+        return looks_like_logits
+    return np.array([not outputs_look_like_probabilities(row[None]) for row in outputs])
 
 
 def area(curves):
@@ -140,7 +161,7 @@ def score_points(
         outputs.append(predict(chunk)[: len(jobs)])
     outputs = np.concatenate(outputs).reshape(batch, per_image, -1)
     classes = resolve_classes(class_index, outputs[:, reference])
-    from_logits = resolve_from_logits(model, from_logits, outputs[:, reference])
+    from_logits = resolve_per_image(model, from_logits, outputs[:, reference])
     scores = class_scores(outputs, np.repeat(classes[:, None], per_image, axis=1), from_logits)
     return scores[:, :points]
 

@@ -60,8 +60,9 @@ references and the correlations (``deletion_correlation``,
 - ``from_logits``: ``None`` (auto-detect, the default): probabilities when
   the model ends with a softmax or a sigmoid, logits when it ends with a
   linear layer, and when its layers do not say (subclassed model,
-  ``Lambda``) its outputs on the intact images decide (rows in [0, 1]
-  summing to 1 are probabilities). ``True``: softmax the outputs;
+  ``Lambda``) each image's outputs on the intact image decide (a row in
+  [0, 1] summing to 1 is a probability), so that no image's score depends
+  on the other images of the call. ``True``: softmax the outputs;
   ``False``: use them as they are.
 - ``class_index``: ``None`` (the class predicted on the intact image), an
   int, or one int per image: the class whose score is recorded (the class
@@ -165,11 +166,12 @@ def deletion_auc(
             docstring (``keras_brnpa.metrics.faithfulness``).
         baseline: value of removed pixels: a number (0, the default: the
             mean colour of mean/std-normalised data, as the authors use it;
-            black for [0, 1] images), ``"mean"`` (the mean colour of
-            ``images``, per channel: the authors' baseline for data in any
-            range), an array broadcastable to ``(H, W, C)`` or
-            ``(B, H, W, C)``, or a callable ``f(images) -> array`` of the
-            images' shape.
+            black for [0, 1] images), ``"mean"`` (each image's own mean
+            colour, per channel), an array broadcastable to ``(H, W, C)``
+            (a data set's mean colour: ``x_train.mean(axis=(0, 1, 2))``,
+            shape ``(C,)``) or ``(B, H, W, C)``, or a callable
+            ``f(images) -> array`` of the images' shape. No option makes an
+            image's score depend on the other images of the call.
 
     Returns:
         NumPy ``(B,)`` AUCs in ``[0, 1]`` for probabilities; with
@@ -236,8 +238,9 @@ def insertion_auc(
             121 px at 448 px to the image (``default_blur_kernel_size``).
             Only with ``baseline=None``.
         baseline: the start image: ``None`` (the box-blurred image), a
-            number (a constant image), an array broadcastable to
-            ``(H, W, C)`` or ``(B, H, W, C)``, or a callable
+            number (a constant image), ``"mean"`` (each image's own mean
+            colour), an array broadcastable to ``(H, W, C)`` (a data set's
+            mean colour, ``(C,)``) or ``(B, H, W, C)``, or a callable
             ``f(images) -> array`` of the images' shape.
 
     Returns:

@@ -129,9 +129,12 @@ def fit_saliency(saliency, image_size, max_cells=MAX_CELLS):
 def fill(baseline, images, name="baseline"):
     """The replacement pixels as an array broadcast to ``images.shape``.
 
-    ``baseline`` is a number, ``"mean"`` (the mean colour of ``images``,
-    per channel), an array broadcastable to ``(H, W, C)`` or to
-    ``(B, H, W, C)``, or a callable ``f(images) -> (B, H, W, C)``.
+    ``baseline`` is a number, ``"mean"`` (each image's own mean colour,
+    per channel: never the batch's, so that an image's score does not
+    depend on the other images of the call), an array broadcastable to
+    ``(H, W, C)`` (a data set's mean colour: shape ``(C,)``) or to
+    ``(B, H, W, C)``, or a callable ``f(images) -> (B, H, W, C)`` (applied
+    to the whole batch: it should treat each image on its own).
     """
     expected = (
         "a number, 'mean', an array broadcastable to (H, W, C) or (B, H, W, C), or a "
@@ -142,7 +145,7 @@ def fill(baseline, images, name="baseline"):
     if isinstance(baseline, str):
         if baseline != "mean":
             raise invalid(name, baseline, expected)
-        array = images.mean(axis=(0, 1, 2), dtype=np.float64)
+        array = images.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
     elif callable(baseline) and not isinstance(baseline, np.ndarray):
         try:
             value = baseline(images.copy())
