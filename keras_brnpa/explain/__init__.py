@@ -8,8 +8,8 @@ feature maps are channels-last (the layout of ``build_classifier``).
 
 - The model's own maps (``build_classifier`` models): ``attention_maps``,
   ``explanation_map``, ``feature_norm_map``.
-- Post-hoc, on any functional or Sequential Keras classifier split at a
-  layer: ``grad_cam``, ``grad_cam_plus_plus``, ``score_cam``,
+- Post-hoc, on any functional or Sequential Keras classifier, at one of
+  its layers (nested models included): ``grad_cam``, ``grad_cam_plus_plus``, ``score_cam``,
   ``eigen_cam``, ``ablation_cam``; black-box: ``rise``.
 - ``explain(method, model, images, **kwargs)`` picks one by name from
   ``METHODS``.

@@ -1,7 +1,7 @@
 """The only backend-specific code of the package: compiled calls and gradients.
 
-The explainers run a classifier split at a layer (``features_fn`` then
-``head_fn``, see ``_utils.split_model``) many times. Calling a Keras model
+The explainers run a classifier tapped at a layer (``_graph.Tap``) many
+times. Calling a Keras model
 eagerly costs 1.5-5x a compiled call on TensorFlow and JAX (one Python
 dispatch per operation), so every call goes through a function compiled
 once per model, layer and output view:
@@ -76,24 +76,35 @@ def _jax_stateless(fn, variables):
     return lambda *args: jitted([v.value for v in variables], *args)
 
 
-def compile_gradients(features_fn, head_fn, variables):
+def compile_gradients(tap, variables):
     """``step(images, given) -> (activations, gradients, outputs, classes)``.
 
-    One forward pass of ``features_fn`` then ``head_fn`` and one backward
-    pass of ``head_fn``: ``gradients`` is the derivative of each image's
-    output for its class (``given``, or the argmax where ``given`` is -1)
-    with respect to its activations. Everything is a backend tensor.
+    One forward pass of the tapped model (``_graph.Tap``) and one backward
+    pass from the class score to the tapped layer: ``gradients`` is the
+    derivative of each image's output for its class (``given``, or the
+    argmax where ``given`` is -1) with respect to the layer's activations.
+    The activations are caught where the model's own graph computes them,
+    so skip connections and nested models need no special care.
+    Everything is a backend tensor.
     """
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         def step(images, given):
-            activations = features_fn(images, training=False)
-            with tf.GradientTape() as tape:
-                tape.watch(activations)
-                outputs = head_fn(activations, training=False)
+            seen = {}
+            # Only the activations are watched: no gradient is recorded for
+            # the layers before them.
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+
+                def hook(activations):
+                    tape.watch(activations)
+                    seen["activations"] = activations
+                    return activations
+
+                outputs = tap.run(images, training=False, hook=hook)
                 classes, scores = class_scores(outputs, given)
+            activations = seen["activations"]
             return activations, tape.gradient(scores, activations), outputs, classes
 
         return tf.function(step, reduce_retracing=True)
@@ -101,29 +112,50 @@ def compile_gradients(features_fn, head_fn, variables):
         import jax
 
         def step(images, given):
-            activations = features_fn(images, training=False)
+            # The gradient with respect to the activations is the gradient
+            # with respect to a zero added to them.
+            shape = jax.eval_shape(lambda x: tap.features(x, training=False), images)
 
-            def total_score(a):
-                outputs = head_fn(a, training=False)
+            def total_score(delta):
+                seen = {}
+
+                def hook(activations):
+                    seen["activations"] = activations
+                    return activations + keras.ops.cast(delta, activations.dtype)
+
+                outputs = tap.run(images, training=False, hook=hook)
                 classes, scores = class_scores(outputs, given)
-                return keras.ops.sum(scores), (outputs, classes)
+                return keras.ops.sum(scores), (seen["activations"], outputs, classes)
 
-            (_, (outputs, classes)), grads = jax.value_and_grad(total_score, has_aux=True)(
-                activations
-            )
+            delta = keras.ops.zeros(shape.shape, "float32")
+            (_, (activations, outputs, classes)), grads = jax.value_and_grad(
+                total_score, has_aux=True
+            )(delta)
             return activations, grads, outputs, classes
 
         return _jax_stateless(step, variables)
     import torch
 
     def step(images, given):
-        with torch.no_grad():
-            activations = features_fn(images, training=False)
-        activations = activations.detach().requires_grad_(True)
-        with torch.enable_grad():
-            outputs = head_fn(activations, training=False)
+        seen = {}
+
+        def hook(activations):
+            # Nothing before the layer is recorded for autograd; everything
+            # after it is.
+            activations = activations.detach().requires_grad_(True)
+            torch.set_grad_enabled(True)
+            seen["activations"] = activations
+            return activations
+
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(False)
+        try:
+            outputs = tap.run(images, training=False, hook=hook)
             classes, scores = class_scores(outputs, given)
+            activations = seen["activations"]
             (grads,) = torch.autograd.grad(scores.sum(), activations)
+        finally:
+            torch.set_grad_enabled(enabled)
         return activations.detach(), grads.detach(), outputs.detach(), classes
 
     return step

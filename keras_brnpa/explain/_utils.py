@@ -1,4 +1,4 @@
-"""Shared helpers of the explainers: checks, batching, resizing, model split."""
+"""Shared helpers of the explainers: checks, batching, resizing, the tapped model."""
 
 import numbers
 import weakref
@@ -257,92 +257,7 @@ def slice_classes(class_index, index):
 
 
 # ---------------------------------------------------------------------------
-# Splitting a model at a (possibly nested) layer: features_fn(images) ->
-# activations and head_fn(activations) -> outputs.
-
-
-def _identity(x, training=False):
-    return x
-
-
-def _compose(functions):
-    functions = [f for f in functions if f is not _identity]
-
-    def run(x, training=False):
-        for function in functions:
-            x = function(x, training=training)
-        return x
-
-    return run if functions else _identity
-
-
-class _Sequence:
-    """Call a list of layers in order (part of a Sequential model)."""
-
-    def __init__(self, layers):
-        self.layers = layers
-
-    def __call__(self, x, training=False):
-        for layer in self.layers:
-            x = layer(x, training=training)
-        return x
-
-
-def _split_error(model, path, reason):
-    return invalid(
-        "layer_name",
-        path,
-        f"a layer with one 4-D output, called once, that the rest of the model depends on "
-        f"for everything ({reason})",
-    )
-
-
-def _split_one(container, layer, at_output, path):
-    """Split ``container`` at ``layer``: ``(before, after)`` callables.
-
-    ``before`` maps the container's input to the layer's output
-    (``at_output``) or input; ``after`` maps the layer's output to the
-    container's output.
-    """
-    if isinstance(container, keras.Sequential):
-        index = container.layers.index(layer)
-        before = container.layers[: index + 1] if at_output else container.layers[:index]
-        return (
-            _Sequence(before) if before else _identity,
-            _Sequence(container.layers[index + 1 :]),
-        )
-    nodes = [
-        node
-        for depth_nodes in container._nodes_by_depth.values()
-        for node in depth_nodes
-        if node.operation is layer
-    ]
-    if len(nodes) != 1:
-        raise _split_error(container, path, f"it is called {len(nodes)} times in {container.name!r}")
-    node = nodes[0]
-    outputs = node.output_tensors
-    if len(outputs) != 1:
-        raise _split_error(container, path, f"it has {len(outputs)} outputs")
-    if not at_output and len(node.input_tensors) != 1:
-        raise _split_error(container, path, f"{layer.name!r} takes several inputs")
-    if len(container.outputs) != 1:
-        raise _split_error(container, path, f"{container.name!r} has several outputs")
-    inputs = container.inputs[0] if len(container.inputs) == 1 else container.inputs
-    target = outputs[0] if at_output else node.input_tensors[0]
-    try:
-        if any(target is tensor for tensor in container.inputs):
-            before = _identity
-        else:
-            before = keras.Model(inputs, target)
-        after = keras.Model(outputs[0], container.outputs[0])
-    except Exception as error:  # graph disconnected and friends
-        raise _split_error(
-            container,
-            path,
-            "the layers after it must depend on the images only through it "
-            f"(splitting {container.name!r} failed: {error})",
-        ) from error
-    return before, after
+# A model tapped at a (possibly nested) layer (see _graph.Tap).
 
 
 def default_layer_name(model):
@@ -350,65 +265,56 @@ def default_layer_name(model):
     return inspection.default_feature_layer(model)
 
 
-# The split of a model at a layer, built once per (model, layer): building
-# it creates two functional models.
-_SPLITS = weakref.WeakKeyDictionary()
+# The tap of a model at a layer, built once per (model, layer).
+_TAPS = weakref.WeakKeyDictionary()
 
 
-def split_model(model, layer_name=None):
-    """Return ``(path, features_fn, head_fn)`` for a classifier.
+def tap_model(model, layer_name=None):
+    """The ``_graph.Tap`` of a classifier at ``layer_name``, cached per layer.
 
-    The result is cached per model and layer (the functional pieces are
-    built once).
-
-    ``features_fn(images)`` gives the activations of the layer
-    ``layer_name`` (a name, a nested path ``"outer/inner"`` or a layer
-    object; by default ``default_layer_name``) and ``head_fn(activations)``
-    the model's outputs from them. Works for ``keras.Sequential`` and
-    functional models, nested ones included, in which everything after the
-    layer depends on the images only through that layer (no skip
-    connection around it); subclassed models cannot be split.
+    ``layer_name``: a name, a nested path ``"outer/inner"`` or a layer
+    object; by default ``default_layer_name``. Works for ``keras.Sequential``
+    and functional models, nested ones included; subclassed models cannot be
+    tapped (their graph is Python code).
     """
+    from keras_brnpa.explain._graph import Tap
+    from keras_brnpa.explain._graph import tap_error
+
     check_model(model)
     if not inspection.is_graph_model(model):
         raise invalid(
             "model",
             f"<{type(model).__name__} {model.name!r}>",
             "a functional or Sequential keras.Model: gradient and activation explainers "
-            "split the model at a layer, which a subclassed model does not allow (RISE and "
-            "the deletion/insertion metrics work on any model)",
+            "look at a layer inside the model's graph, which a subclassed model does not "
+            "have (RISE and the deletion/insertion metrics work on any model)",
         )
     if layer_name is None:
         layer_name = default_layer_name(model)
     path, chain = inspection.find_layer(model, layer_name)
     try:
-        cache = _SPLITS.setdefault(model, {})
+        cache = _TAPS.setdefault(model, {})
     except TypeError:  # not weak-referenceable
         cache = {}
-    if path in cache and cache[path][0] is chain[-1]:
-        return cache[path][1]
-    result = _split_path(model, path, chain)
-    cache[path] = (chain[-1], result)
-    return result
+    if path in cache and cache[path].layer is chain[-1]:
+        return cache[path]
+    shape = _output_shape(chain[-1])
+    if shape is not None and len(shape) != 4:
+        raise tap_error(path, f"a 4-D output (B, h, w, C) is needed; its output has shape {shape}")
+    tap = Tap(model, path, chain)
+    cache[path] = tap
+    return tap
 
 
-def _split_path(model, path, chain):
-    shape = tuple(chain[-1].output.shape) if _has_output(chain[-1]) else None
-    if shape is None or len(shape) != 4:
-        raise _split_error(model, path, f"its output has shape {shape}")
-    containers = [model] + chain[:-1]
-    befores, afters = [], []
-    for depth, container in enumerate(containers):
-        last = depth == len(containers) - 1
-        before, after = _split_one(container, chain[depth], at_output=last, path=path)
-        befores.append(before)
-        afters.append(after)
-    return path, _compose(befores), _compose(afters[::-1])
+def split_model(model, layer_name=None):
+    """``(path, features_fn, head_fn)`` of ``tap_model``: the layer's
+    activations from the images, and the model's outputs from them."""
+    tap = tap_model(model, layer_name)
+    return tap.path, tap.features, tap.head
 
 
-def _has_output(layer):
+def _output_shape(layer):
     try:
-        layer.output
+        return tuple(layer.output.shape)
     except (AttributeError, ValueError):
-        return False
-    return True
+        return None

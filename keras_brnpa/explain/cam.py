@@ -44,7 +44,8 @@ class _Setup:
         self.class_index = check_class_index(class_index, len(self.images))
         if self.class_index is not None and num_classes:
             resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
-        self.layer_name, self.features_fn, self.head_fn = _utils.split_model(model, layer_name)
+        self.tap = _utils.tap_model(model, layer_name)
+        self.layer_name = self.tap.path
         self.model = model
         self.view = False  # True inside logits_view (see output_scale)
 
@@ -101,7 +102,7 @@ class _Setup:
         """
         step = self._compiled(
             "gradients",
-            lambda: compile_gradients(self.features_fn, self.head_fn, self.model.variables),
+            lambda: compile_gradients(self.tap, self.model.variables),
         )
         x, n = self.batch(index)
         acts, grads, outputs, classes = step(x, self.given(index, int(x.shape[0])))
@@ -114,16 +115,22 @@ class _Setup:
 
     def features(self, index, with_outputs=False):
         """The layer's activations of the batch (and the model's outputs)."""
+        tap = self.tap
         if with_outputs:
-            features_fn, head_fn = self.features_fn, self.head_fn
 
             def call(x, training=False):
-                acts = features_fn(x, training=training)
-                return acts, head_fn(acts, training=training)
+                seen = {}
+
+                def hook(acts):
+                    seen["acts"] = acts
+                    return acts
+
+                outputs = tap.run(x, training=training, hook=hook)
+                return seen["acts"], outputs
 
             kind = "features+outputs"
         else:
-            call, kind = self.features_fn, "features"
+            call, kind = tap.features, "features"
         fn = self._compiled(kind, lambda: compile_call(call, self.model.variables))
         x, n = self.batch(index)
         if with_outputs:
@@ -134,7 +141,7 @@ class _Setup:
     def head(self, activations):
         """The rest of the model on a tensor of activations (padded, compiled)."""
         fn = self._compiled(
-            "head", lambda: compile_call(self.head_fn, self.model.variables)
+            "head", lambda: compile_call(self.tap.head, self.model.variables)
         )
         padded, n = _utils.pad_batch(activations, self.batch_size)
         return keras.ops.cast(fn(padded)[:n], "float32")
@@ -163,18 +170,20 @@ def grad_cam(
     """Grad-CAM: activations weighted by their spatially averaged gradient.
 
     ``map = ReLU(sum_k mean_ij(d y_c / d A_kij) A_k)`` where ``y_c`` is the
-    score of class ``c`` (Selvaraju et al., ICCV 2017). The model is split
-    at ``layer_name``; the gradient is taken with the current backend's
-    autodiff (one forward and one backward pass per batch).
+    score of class ``c`` (Selvaraju et al., ICCV 2017). The activations of
+    ``layer_name`` are caught where the model's own graph computes them
+    and the gradient is taken with the current backend's autodiff (one
+    forward and one backward pass per batch, the backward pass from the
+    score to the layer).
 
     Args:
         model: a functional or ``Sequential`` ``keras.Model`` with one
             output ``(B, num_classes)`` (logits or probabilities), e.g.
             from ``keras_brnpa.models.build_classifier`` or a
-            ``keras.applications`` backbone nested in a classifier.
-            Everything after the layer must depend on the images only
-            through that layer. A subclassed model cannot be split at a
-            layer: use ``rise``.
+            ``keras.applications`` backbone nested in a classifier (a
+            functional wrapper, ``Sequential``, two levels deep: the same
+            maps). The layer must be called once in the graph. A
+            subclassed model has no graph of layers: use ``rise``.
         images: array ``(B, H, W, C)``, as the model takes them (its own
             ``Rescaling`` or normalisation layers apply).
         layer_name: the layer whose activations are explained: a name, a
@@ -348,7 +357,9 @@ def ablation_cam(
     the map's shape and flips it when ``y_c < 0``, so it is left out). The
     ablated activations are evaluated by the part of the model after the
     layer, ``batch_size`` at a time; all-zero channels get weight 0 without
-    a forward pass.
+    a forward pass. So everything after the layer must depend on the
+    images only through it (no skip connection around it); the other
+    CAMs have no such limit.
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample: as
