@@ -16,7 +16,7 @@ from keras_brnpa.cli import explain as explain_command
 from keras_brnpa.cli import demo as demo_command
 
 TRAIN = ["--image-size", "64", "--num-images", "16", "--num-classes", "3",
-         "--batch-size", "16", "--eager", "--quiet"]
+         "--batch-size", "16", "--resolution", "low", "--eager", "--quiet"]
 
 
 def _run(argv, capsys, callbacks=None):
@@ -73,6 +73,15 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(runs):
     assert run["class_names"] == keras_brnpa.datasets.class_names(3)
     model = keras.models.load_model(os.path.join(broken, "model.keras"))
     assert model.output_shape == (None, 3)
+    # Only the settings that applied to a synthetic run (no --validation-split).
+    assert set(run["config"]) == {
+        "image_size", "batch_size", "seed", "epochs", "optimizer", "learning_rate", "backbone",
+        "head", "resolution", "dropout", "weights", "n_parts", "dataset", "num_images",
+        "num_classes"}
+    assert run["config"]["optimizer"] == "adam" and run["config"]["learning_rate"] == 2e-3
+    # A finished run leaves no lock behind.
+    for folder in (whole, broken):
+        assert not os.path.exists(os.path.join(folder, ".brnpa.lock"))
 
 
 def test_finished_run_is_not_overwritten(runs, capsys):
@@ -199,6 +208,13 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
     run = json.loads((out / "run.json").read_text())
     assert run["class_names"] == ["elm", "oak"]
     assert run["config"]["data"] == str(tmp_path / "data")
+    # --data at 64 px: low resolution would give 2x2 map cells; auto trains at high (8x8).
+    assert run["config"]["resolution"] == "high"
+    assert keras_brnpa.models.feature_shape(
+        keras.models.load_model(out / "model.keras"))[:2] == (8, 8)
+    # Only what applied to a folder run: no synthetic num_classes / num_images.
+    assert not {"num_classes", "num_images", "dataset"} & set(run["config"])
+    assert run["config"]["validation_split"] == 0.2
     code, stdout, err = _run(["evaluate", "--model", str(out / "model.keras"), "--data",
                               str(tmp_path / "data"), "--steps", "2", "--quiet"], capsys)
     assert code == 0, err
@@ -216,7 +232,9 @@ def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
         (["train", "--dropout", "1.5"], 2, ["--dropout", "1.5"]),
         (["train", "--seed", "-1"], 2, ["--seed", "-1"]),
         (["train", "--num-classes", "1"], 2, ["--num-classes"]),
-        (["train", "--image-size", "32", "--num-images", "4"], 2, ["n_parts"]),
+        (["train", "--image-size", "32", "--resolution", "low", "--num-images", "4"], 2,
+         ["--n-parts 3", "--image-size 32", "1x1"]),
+        (["train", "--image-size", "8", "--num-images", "4"], 2, ["--image-size"]),
         (["train", "--weights", "./missing.h5"], 2, ["--weights", "missing.h5"]),
         (["train", "--data", "MISSINGDIR"], 2, ["--data"]),
         (["explain", "x.png", "--model", "MISSING"], 2, ["IMAGE", "x.png"]),
@@ -262,11 +280,30 @@ def test_corrupt_and_truncated_model_files(tutorial_model, tmp_path, capsys):
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
-    with keras_brnpa.cli._common.output_lock(str(out)):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from keras_brnpa import _lock\n"
+         "with _lock.folder_lock(sys.argv[1]):\n"
+         "    print('locked', flush=True)\n"
+         "    time.sleep(60)\n", str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
         code, _, err = _run(["train", *TRAIN, "--epochs", "1", "--output", str(out)], capsys)
+    finally:
+        holder.kill()
+        holder.wait()
     assert code == cli.EXIT_ERROR
-    assert "another brnpa command" in _one_error_line(err)
+    line = _one_error_line(err)
+    assert "another brnpa command" in line and f"process {holder.pid}" in line
     assert not (out / "run.json").exists()
+    # The holder was killed: its lock file stays, and the next command takes it over.
+    assert (out / ".brnpa.lock").read_text().strip() == str(holder.pid)
+    loud = [a for a in TRAIN if a != "--quiet"]
+    code, _, err = _run(["train", *loud, "--epochs", "1", "--output", str(out)], capsys)
+    assert code == 0, err
+    assert err.splitlines()[-1] == (f"brnpa train: warning: {out}: took over the lock of "
+                                    f"process {holder.pid}, which ended without removing it")
+    assert not (out / ".brnpa.lock").exists() and (out / "model.keras").exists()
 
 
 def test_help_and_version_load_no_backend_and_print_nothing_on_stderr():
@@ -363,3 +400,168 @@ def test_commands_never_import_commands():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add(node.module.rsplit(".", 1)[-1])
         assert not imported & set(cli.COMMANDS), (command, imported & set(cli.COMMANDS))
+
+
+# ------------------------------------------------ a new user's hostile cases
+def _folder(root, counts, size=32, bad=0):
+    """A class-per-subfolder folder: ``counts`` images per class, ``bad`` corrupt files."""
+    rng = np.random.default_rng(0)
+    for c, n in enumerate(counts):
+        for i in range(n):
+            _write(root / f"class{c}" / f"{i}.png",
+                   rng.integers(0, 255, (size, size, 3)).astype("uint8"))
+    for i in range(bad):
+        (root / "class0" / f"broken{i}.png").write_bytes(b"not a png")
+    return str(root)
+
+
+@pytest.mark.parametrize("counts, words", [((3,), ["1 class subfolder", "class0"]),
+                                           ((3, 1), ["at least 2 images", "'class1' (1)"])])
+def test_too_few_classes_or_images_are_refused_naming_data(counts, words, tmp_path, capsys):
+    data = _folder(tmp_path / "data", counts)
+    out = tmp_path / "out"
+    code, _, err = _run(["train", "--data", data, "--output", str(out), "--quiet"], capsys)
+    assert code == cli.EXIT_USAGE
+    line = _one_error_line(err)
+    assert line.startswith("brnpa train: error: --data:")
+    assert all(word in line for word in words), line
+    assert not out.exists()
+
+
+def test_model_errors_name_the_option_and_leave_no_folder(runs, tmp_path, capsys):
+    whole, _, _ = runs
+    teacher = os.path.join(whole, "model.keras")
+    out = tmp_path / "out"
+    code, _, err = _run(["distill", "--teacher", teacher, "--image-size", "32",
+                         "--num-images", "8", "--num-classes", "3", "--output", str(out),
+                         "--quiet"], capsys)
+    assert code == cli.EXIT_USAGE
+    line = _one_error_line(err)
+    assert "--image-size 32" in line and "64x64" in line
+    image = _write(tmp_path / "x.png", np.zeros((32, 32, 3), "uint8"))
+    code, _, err = _run(["explain", image, "--model", teacher, "--layer", "nope",
+                         "--output", str(out)], capsys)
+    assert code == cli.EXIT_USAGE and "--layer 'nope'" in _one_error_line(err)
+    assert not out.exists()
+
+
+def test_failures_before_the_result_leave_nothing(runs, tmp_path, capsys):
+    whole, _, _ = runs
+    out = tmp_path / "out"
+    # explain: every image corrupt.
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    code, _, err = _run(["explain", str(bad), "--model", os.path.join(whole, "model.keras"),
+                         "--output", str(out), "--quiet"], capsys)
+    assert code == cli.EXIT_ERROR and "none of the 1 image" in err
+    assert not out.exists()
+
+    # train: a failure after the folder is claimed, before the first epoch ends.
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("boom")
+
+    code, _, err = _run(["train", *TRAIN, "--epochs", "1", "--output", str(out)], capsys,
+                        callbacks=[Boom()])
+    assert code == cli.EXIT_ERROR and "boom" in _one_error_line(err)
+    assert not out.exists()
+    # The same in a folder that holds the user's own file: only that file stays.
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, _, _ = _run(["train", *TRAIN, "--epochs", "1", "--output", str(out)], capsys,
+                      callbacks=[Boom()])
+    assert code == cli.EXIT_ERROR
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+def test_methods_and_its_alias_method_in_both_commands(tutorial_model, tmp_path, capsys):
+    _, path, _ = tutorial_model
+    image = _write(tmp_path / "x.png", np.zeros((32, 32, 3), "uint8"))
+    for option in ("--methods", "--method"):
+        code, _, err = _run(["explain", image, "--model", path, option, "nope",
+                             "--output", str(tmp_path / "o")], capsys)
+        assert code == cli.EXIT_USAGE
+        assert _one_error_line(err).startswith(f"brnpa explain: error: {option}: unknown method")
+        code, _, err = _run(["evaluate", "--model", path, option, "nope"], capsys)
+        assert _one_error_line(err).startswith(f"brnpa evaluate: error: {option}: unknown")
+    code, _, err = _run(["explain", image, "--model", path, "--methods", "gradcam,rise",
+                         "--rise-masks", "8", "--output", str(tmp_path / "o"), "--quiet"],
+                        capsys)
+    assert code == 0, err
+    index = json.loads((tmp_path / "o" / "explanations.json").read_text())
+    assert index["methods"] == ["gradcam", "rise"]
+
+
+def test_resolution_note_names_the_flag(capsys):
+    import argparse
+
+    from keras_brnpa.cli import _training
+
+    args = argparse.Namespace(image_size=48, resolution="auto", quiet=False, command="train")
+    assert _training.resolve_resolution(args) == "high"
+    line = _one_error_line(capsys.readouterr().err)
+    assert "6x6 map cells" in line and "--image-size 57 or more" in line
+    args = argparse.Namespace(image_size=64, resolution="low", quiet=False, command="train")
+    assert _training.resolve_resolution(args) == "low"
+    assert "--resolution high" in _one_error_line(capsys.readouterr().err)
+    for size, expected in ((64, "high"), (224, "high"), (256, "low")):
+        args = argparse.Namespace(image_size=size, resolution="auto", quiet=False,
+                                  command="train")
+        assert _training.resolve_resolution(args) == expected
+        # An independent count: the tiny backbone's map side at that resolution.
+        backbone = keras_brnpa.models.build_backbone("tiny", resolution=expected,
+                                                     input_shape=(size, size, 3))
+        assert keras_brnpa.models.feature_shape(backbone)[0] >= 8
+    assert capsys.readouterr().err == ""
+
+
+def _brnpa(argv, **kwargs):
+    """The command line in its own process, stdout and stderr piped (not a terminal)."""
+    code = "import sys\nfrom keras_brnpa.cli import main\nsys.exit(main())\n"  # as `brnpa`
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=300, env=env, **kwargs)
+
+
+def test_package_warnings_reach_stderr_and_quiet_keeps_results(tutorial_model, tmp_path):
+    """A skipped corrupt file is said in one line; redirected progress has no bar codes."""
+    _, path, _ = tutorial_model
+    data = _folder(tmp_path / "data", (2, 2, 2), bad=1)
+    argv = ["evaluate", "--model", path, "--data", data, "--methods", "rise", "--rise-masks",
+            "16", "--batch-size", "2", "--steps", "2"]
+    loud = _brnpa(argv)
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stderr.splitlines() == [
+        f"brnpa evaluate: warning: image_folder({data!r}) skips 1 file(s) cannot be decoded: "
+        f"{os.path.join('class0', 'broken0.png')}"], loud.stderr
+    assert "\x1b" not in loud.stdout and "\r" not in loud.stdout and "\b" not in loud.stdout
+    progress = [line for line in loud.stdout.splitlines() if line.startswith("RISE: ")]
+    assert len(progress) == 10 and progress[-1].startswith("RISE: 100% "), loud.stdout
+    quiet = _brnpa(argv + ["--quiet"])
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert "| rise |" in quiet.stdout and "%" not in quiet.stdout
+
+
+def test_progress_is_a_bar_on_a_terminal_and_ten_lines_in_a_log(monkeypatch, capsys):
+    from keras_brnpa import _progress
+
+    update = _progress.progress(1000, "RISE")
+    for done in range(1, 1001):
+        update(done)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"RISE: {p}% ({p * 10}/1000 images)" for p in range(10, 101, 10)]
+    monkeypatch.setattr(_progress, "is_terminal", lambda stream=None: True)
+    update = _progress.progress(3, "RISE")
+    update(3)
+    out = capsys.readouterr().out
+    assert out.startswith("RISE\n") and "3/3" in out  # keras.utils.Progbar
+    # fit: 2 epochs of 10 steps, one line per 10 %.
+    monkeypatch.setattr(_progress, "is_terminal", lambda stream=None: False)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((20, 2), "float32"), np.zeros(20, "int64")
+    model.fit(x, y, batch_size=2, epochs=2, verbose=0, validation_data=(x, y),
+              callbacks=[_progress.training_lines()])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("%")[0] for line in lines] == [str(p) for p in range(10, 101, 10)]
+    assert "val_loss" in lines[4] and "val_loss" in lines[9] and "epoch 2/2 done" in lines[9]

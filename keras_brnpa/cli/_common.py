@@ -18,7 +18,7 @@ EXIT_INTERRUPTED = 130
 SYNTHETIC = "synthetic"
 BACKBONES = ("tiny", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 HEADS = ("brnpa", "bcnn", "gap")
-LOCK_FILE = ".brnpa.lock"
+LOCK_FILE = ".brnpa.lock"  # keras_brnpa._lock.LOCK_FILE
 
 
 class CLIError(Exception):
@@ -75,14 +75,44 @@ class Parser(argparse.ArgumentParser):
 
 
 def say(message, quiet=False):
+    """A progress line on stdout (silenced by ``--quiet``)."""
     if not quiet:
         print(f"[brnpa] {message}", flush=True)
+
+
+def result(message):
+    """A result line on stdout: printed even with ``--quiet``."""
+    print(f"[brnpa] {message}", flush=True)
+
+
+def warn(args, message):
+    """One warning line on stderr, ``brnpa COMMAND: warning: ...`` (not with ``--quiet``)."""
+    if not getattr(args, "quiet", False):
+        print(f"brnpa {getattr(args, 'command', '')}: warning: {message}".replace("  ", " "),
+              file=sys.stderr, flush=True)
 
 
 def first_line(error):
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
     return line if len(line) < 400 else line[:397] + "..."
+
+
+# CLI options of the library's argument names, for the library's errors.
+_OPTIONS = {"n_parts": "--n-parts", "input_shape": "--image-size", "image_size": "--image-size",
+            "dropout": "--dropout", "weights": "--weights", "backbone": "--backbone",
+            "resolution": "--resolution", "num_images": "--num-images",
+            "num_classes": "--num-classes", "batch_size": "--batch-size",
+            "validation_split": "--validation-split", "layer_name": "--layer"}
+
+
+def name_option(text):
+    """A library error line ("Invalid value for argument n_parts...") led by its option."""
+    import re
+
+    match = re.search(r"argument (\w+)", text)
+    option = _OPTIONS.get(match.group(1)) if match else None
+    return f"{option}: {text}" if option else text
 
 
 # ----------------------------------------------------------- option types
@@ -165,7 +195,11 @@ def native_stderr_hidden(restore=True):
 
 
 def import_keras():
-    """Import Keras and the package quietly; returns ``keras``."""
+    """Import Keras and the package quietly; returns ``keras``.
+
+    Other libraries' warnings are hidden; the package's own (see
+    ``package_warnings``) still show.
+    """
     import logging
     import warnings
 
@@ -176,7 +210,39 @@ def import_keras():
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     for category in (UserWarning, DeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
+    from keras_brnpa._warnings import BRNPAWarning
+
+    warnings.filterwarnings("default", category=BRNPAWarning)
     return keras
+
+
+@contextlib.contextmanager
+def package_warnings(prefix, quiet):
+    """The package's warnings as one line each on stderr (none with ``--quiet``).
+
+    ``prefix`` starts each line (``"brnpa train"``); repeated identical
+    warnings are shown once.
+    """
+    import warnings
+
+    from keras_brnpa._warnings import BRNPAWarning
+
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = first_line(message)
+        if quiet or text in shown:
+            return
+        shown.add(text)
+        print(f"{prefix}: warning: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            warnings.filterwarnings("default", category=BRNPAWarning)
+        yield
 
 
 # ---------------------------------------------------------------- models
@@ -214,28 +280,79 @@ def model_image_size(model, fallback=None):
 def output_lock(path):
     """Hold ``path/.brnpa.lock`` for the whole command.
 
-    A second ``brnpa`` run on the same folder is refused at once instead of
-    mixing its files with the first's. The lock is an ``flock`` on the file,
-    released by the system even when the process is killed.
+    A second ``brnpa`` run (or ``training.fit_resumable``) on the same
+    folder is refused at once instead of mixing its files with the first's.
+    The lock file holds the process id and is removed at the end; the
+    system releases the lock of a killed process, whose file the next
+    command takes over with a notice.
     """
+    from keras_brnpa import _lock
+
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
-        yield
-        return
-    os.makedirs(path, exist_ok=True)
-    handle = open(os.path.join(path, LOCK_FILE), "a+")
+        lock = _lock.folder_lock(path)
+        lock.__enter__()
+    except _lock.FolderInUseError as error:
+        owner = f" (process {error.pid})" if error.pid else ""
+        raise CLIError(f"another brnpa command{owner} is using {path}; wait for it to finish, "
+                       "or choose another --output") from None
+    except OSError as error:
+        raise CLIError(
+            f"--output: cannot write to {path}: {error.strerror or first_line(error)}"
+        ) from None
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CLIError(
-                f"another brnpa command is using {path}; wait for it to finish, or choose "
-                "another --output"
-            ) from None
         yield
+    except BaseException:
+        if not lock.__exit__(*sys.exc_info()):
+            raise
+    else:
+        lock.__exit__(None, None, None)
+
+
+def _resumable(path):
+    """Whether ``path`` holds finished epochs of a run (a reason to keep it)."""
+    for _, _, files in os.walk(path):
+        if "history.json" in files or "model.keras" in files:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def output_folder(path, resumable=False):
+    """Lock ``path`` for the command; a failure leaves no trace of it.
+
+    When the block fails (an error, Ctrl-C) everything the command created
+    in ``path`` is removed (and ``path`` itself when the command created
+    it), unless ``resumable`` and the folder holds finished epochs that the
+    same command resumes from. The lock file never outlives the command.
+    """
+    existed = os.path.isdir(path)
+    before = set(os.listdir(path)) if existed else set()
+    try:
+        with output_lock(path):
+            try:
+                yield
+            except BaseException:
+                if not (resumable and _resumable(path)):
+                    _remove_new(path, before)
+                raise
     finally:
-        handle.close()
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # only when empty
+
+
+def _remove_new(path, before):
+    import shutil
+
+    from keras_brnpa import _lock
+
+    for name in set(os.listdir(path)) - before - {_lock.LOCK_FILE}:
+        target = os.path.join(path, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(target)
 
 
 def check_writable(path):
@@ -266,10 +383,13 @@ def claim_run(path, command, config, overwrite, files):
 
 
 def verbose_level(args):
-    """Keras ``verbose``: 0 with --quiet, a bar on a terminal, else one line per epoch."""
+    """Progress of ``fit``: 0 with --quiet, 1 (a live bar) on a terminal, else
+    ``"lines"`` (one line per 10 %, ``keras_brnpa._progress.training_lines``)."""
+    from keras_brnpa._progress import is_terminal
+
     if getattr(args, "quiet", False):
         return 0
-    return 1 if sys.stdout.isatty() else 2
+    return 1 if is_terminal() else "lines"
 
 
 

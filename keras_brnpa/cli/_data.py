@@ -8,12 +8,16 @@ from keras_brnpa.cli._common import SYNTHETIC
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import first_line
+from keras_brnpa.cli._common import name_option
 
 
 def data_source(args):
-    """The data options as recorded in a run's settings."""
+    """The data options that apply, as recorded in a run's settings."""
     if args.data is not None:
-        return {"data": os.path.abspath(args.data)}
+        return {"data": os.path.abspath(args.data), "validation_split": args.validation_split}
+    if args.dataset == SYNTHETIC:
+        return {"dataset": args.dataset, "num_images": args.num_images,
+                "num_classes": args.num_classes}
     return {"dataset": args.dataset}
 
 
@@ -24,6 +28,7 @@ def check_data_options(args):
             raise UsageError(f"--data: not a folder: {args.data}")
         if args.masks is not None and not os.path.isdir(args.masks):
             raise UsageError(f"--masks: not a folder: {args.masks}")
+        check_class_folders(args.data)
         return
     if args.masks is not None:
         raise UsageError("--masks goes with --data (your own image folder)")
@@ -45,6 +50,28 @@ def check_data_options(args):
             f"--dataset: unknown dataset {args.dataset!r}: use 'synthetic', a TensorFlow "
             f"Datasets name such as {', '.join(TFDS_DATASETS)}, or --data DIR for a folder "
             "of your own images") from None
+
+
+def check_class_folders(folder, option="--data"):
+    """At least 2 class subfolders of at least 2 images each, or one line naming ``option``."""
+    from keras_brnpa.datasets.image_folder import IMAGE_FORMATS
+
+    counts = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            counts[name] = sum(
+                file.lower().endswith(IMAGE_FORMATS)
+                for _, _, files in os.walk(path, followlinks=True) for file in files)
+    if len(counts) < 2:
+        found = f" ({', '.join(counts)})" if counts else ""
+        raise UsageError(f"{option}: {folder} has {len(counts)} class subfolder(s){found}; a "
+                         "classifier needs at least 2: one subfolder of images per class")
+    few = {name: n for name, n in counts.items() if n < 2}
+    if few:
+        listed = ", ".join(f"{name!r} ({n})" for name, n in list(few.items())[:5])
+        raise UsageError(f"{option}: every class needs at least 2 images; too few in {listed}")
+    return counts
 
 
 def load_training_data(args):
@@ -77,7 +104,9 @@ def load_training_data(args):
             args.dataset, "test", size, training=False, batch_size=args.batch_size,
             data_dir=args.data_dir, download=args.download)
         return train, val, list(info.features["label"].names)
-    except (ValueError, RuntimeError, OSError) as error:
+    except ValueError as error:
+        raise UsageError(name_option(first_line(error))) from None
+    except (RuntimeError, OSError) as error:
         raise CLIError(first_line(error)) from None
 
 

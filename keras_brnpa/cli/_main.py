@@ -77,7 +77,8 @@ def main(argv=None, callbacks=None):
     # argv=None: the process's own command line (the brnpa script), whose
     # standard error stays clear of native log lines until the process ends.
     with _common.native_stderr_hidden(restore=argv_given):
-        return _run(args, callbacks, prefix)
+        with _common.package_warnings(prefix, getattr(args, "quiet", False)):
+            return _run(args, callbacks, prefix)
 
 
 def _run(args, callbacks, prefix):

@@ -6,6 +6,8 @@ ones; no command imports another command. Nothing here imports Keras at
 module level.
 """
 
+import argparse
+
 from keras_brnpa.cli._common import SYNTHETIC
 from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import class_count
@@ -36,7 +38,8 @@ def add_data_options(parser, image_size=64, num_images=3000):
     parser.add_argument("--download", action="store_true",
                         help="let tfds download a missing data set")
     parser.add_argument("--image-size", type=positive_int, default=image_size,
-                        help="images are resized to this many pixels per side")
+                        help="images are resized to this many pixels per side"
+                        + ("" if image_size else " (default: the model's input size)"))
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per batch")
     parser.add_argument("--num-images", type=positive_int, default=num_images,
                         help="synthetic data: number of images (evaluate: at most this many "
@@ -88,11 +91,35 @@ def add_model_options(parser, batch_size=True):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+class _Methods(argparse.Action):
+    """Repeatable ``--methods``/``--method``; remembers the spelling used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, list(getattr(namespace, self.dest) or []) + [values])
+        namespace.methods_option = option_string
+
+
+def add_methods_option(parser):
+    """``--methods`` (alias ``--method``) of ``explain`` and ``evaluate``."""
+    parser.add_argument(
+        "--methods", "--method", dest="methods", action=_Methods, default=None,
+        metavar="METHODS",
+        help="explanation methods, comma-separated or repeated (brnpa, attention, gradcam, "
+        "gradcam++, scorecam, eigencam, ablationcam, rise, ...); default auto: the model's own "
+        "attention for BR-NPA/B-CNN heads, Grad-CAM otherwise")
+    parser.set_defaults(methods_option="--methods")
+
+
 def parse_methods(text, model, option="--methods"):
-    """The explanation methods of ``--methods`` (``auto`` picks per model)."""
+    """The explanation methods of ``--methods`` (``auto`` picks per model).
+
+    ``text``: a comma-separated string, or the list of repeated values.
+    """
     from keras_brnpa import explain
     from keras_brnpa.models import head_kind
 
+    if text is None or not isinstance(text, str):
+        text = ",".join(text) if text else "auto"
     if text.strip() == "auto":
         return [explain.default_method(model)]
     names = [name.strip() for name in text.split(",") if name.strip()]
@@ -112,6 +139,20 @@ def parse_methods(text, model, option="--methods"):
                          "build_classifier (layers 'backbone', 'head', 'logits'); use gradcam, "
                          "scorecam, rise, ... for other models")
     return methods
+
+
+def check_layer(args, model):
+    """``--layer`` names a layer of the model, or a usage error."""
+    if args.layer is None:
+        return
+    from keras_brnpa import models
+
+    try:
+        models.find_layer(model, args.layer)
+    except ValueError as error:
+        from keras_brnpa.cli._common import first_line
+
+        raise UsageError(f"--layer {args.layer!r}: {first_line(error)}") from None
 
 
 def method_options(args):

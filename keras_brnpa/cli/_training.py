@@ -4,7 +4,9 @@ save, and what a run records. Nothing here imports Keras at module level.
 """
 
 import contextlib
+import math
 import os
+import re
 import sys
 
 from keras_brnpa.cli import _common
@@ -14,9 +16,15 @@ from keras_brnpa.cli._common import CLIError
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
 
-#: The data and optimiser settings a training run records in ``run.json``.
-DATA_KEYS = ("image_size", "batch_size", "num_images", "num_classes", "seed",
-             "validation_split", "epochs", "optimizer", "learning_rate")
+#: The settings every training run records in ``run.json`` (the data
+#: source's own settings are added by ``config_of``).
+DATA_KEYS = ("image_size", "batch_size", "seed", "epochs", "optimizer", "learning_rate")
+
+#: Total stride of the backbones at each resolution (stem 4, stages 1-2-2-2
+#: or 1-2-1-1): a side of ``image_size / stride`` map cells.
+STRIDES = {"low": 32, "high": 8}
+#: The fewest map cells per side that ``--resolution auto`` aims at.
+MIN_CELLS = 8
 
 
 def run_files():
@@ -52,6 +60,47 @@ def loss():
     import keras
 
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def map_side(image_size, resolution):
+    """Map cells per side of the backbones at ``image_size`` pixels."""
+    return math.ceil(image_size / STRIDES[resolution])
+
+
+def resolve_resolution(args):
+    """``--resolution auto``: low when it gives >= 8x8 map cells, else high.
+
+    Says in one line when the chosen resolution still gives fewer cells.
+    """
+    size, chosen = args.image_size, args.resolution
+    if chosen == "auto":
+        chosen = "low" if map_side(size, "low") >= MIN_CELLS else "high"
+    side = map_side(size, chosen)
+    if side < MIN_CELLS:
+        advice = ("use --resolution high (4x finer)" if chosen == "low"
+                  else f"use --image-size {STRIDES['high'] * (MIN_CELLS - 1) + 1} or more")
+        _common.warn(args, f"--image-size {size} with --resolution {chosen} gives {side}x{side} "
+                     f"map cells: the maps will be too coarse to show much; {advice}")
+    return chosen
+
+
+def resolve_optimizer(args, pretrained):
+    """The optimiser and learning rate that apply (``None`` options resolved)."""
+    args.optimizer = args.optimizer or ("sgd" if pretrained else "adam")
+    args.learning_rate = args.learning_rate or (1e-3 if args.optimizer == "sgd" else 2e-3)
+
+
+def model_error(error, args):
+    """A model builder's ``ValueError`` as one line naming the CLI option."""
+    text = _common.first_line(error)
+    match = re.search(r"argument (\w+)", text)
+    name = match.group(1) if match else None
+    if name == "n_parts":
+        side = map_side(args.image_size, args.resolution)
+        return (f"--n-parts {args.n_parts}: the feature map at --image-size {args.image_size} "
+                f"({args.resolution} resolution) has {side}x{side} cells, fewer than the parts; "
+                "use a larger --image-size, --resolution high or a smaller --n-parts")
+    return _common.name_option(text)
 
 
 def optimizer(name, learning_rate, pretrained):
@@ -113,6 +162,11 @@ def fit_and_save(model, train_data, val_data, epochs, folder, callbacks, verbose
     """
     from keras_brnpa import training
 
+    callbacks = list(callbacks)
+    if verbose == "lines":
+        from keras_brnpa._progress import training_lines
+
+        callbacks, verbose = callbacks + [training_lines()], 0
     history = training.fit_resumable(model, train_data, val_data, epochs, folder, callbacks,
                                      verbose=verbose, finish=False)
     target = model.student if hasattr(model, "student") else model
@@ -124,6 +178,7 @@ def fit_and_save(model, train_data, val_data, epochs, folder, callbacks, verbose
 
 
 def config_of(args, keys):
+    """The settings that apply to this run, for ``run.json``."""
     config = {key: getattr(args, key) for key in keys}
     config.update(_data.data_source(args))
     return config

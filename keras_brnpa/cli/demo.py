@@ -128,7 +128,7 @@ def run(args, callbacks=()):
     from keras_brnpa import training
 
     size, k, batch = settings["image_size"], settings["num_classes"], settings["batch_size"]
-    with _common.output_lock(args.output):
+    with _common.output_folder(args.output, resumable=True):
         resumed = _common.claim_run(args.output, "demo", settings, args.overwrite, run_files())
         say(("resuming" if resumed else "starting") + f" the demo in {args.output} (backend "
             f"{keras.config.backend()}, {size} px, {settings['num_images']} training images)",
@@ -189,8 +189,8 @@ def run(args, callbacks=()):
         write_report(args.output, report, trained, settings, keras.config.backend(),
                      time.time() - started, accuracy)
         training.finish_run(args.output)
-    say(f"done in {time.time() - started:.0f} s: {os.path.join(args.output, 'report.md')}",
-        args.quiet)
+    _common.result(f"done in {time.time() - started:.0f} s: "
+                   f"{os.path.join(args.output, 'report.md')}")
     return 0
 
 

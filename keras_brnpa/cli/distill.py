@@ -6,7 +6,7 @@ from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
 from keras_brnpa.cli import _options
 from keras_brnpa.cli import _training
-from keras_brnpa.cli._common import CLIError
+from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
 
 
@@ -16,7 +16,7 @@ def add_parser(commands):
         description="Train the high-resolution twin of a classifier (strides of the last "
         "two stages set to 1, 4x finer maps) as the student of the trained low-resolution "
         "teacher (keras_brnpa.Distiller). Resumable like train.")
-    _options.add_data_options(parser)
+    _options.add_data_options(parser, image_size=None)
     _options.add_training_options(parser, epochs=2)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
     parser.add_argument("--temperature", type=_common.positive_float, default=1.0,
@@ -35,21 +35,34 @@ def run(args, callbacks=()):
     import keras_brnpa
 
     teacher = _common.load_model(args.teacher, option="--teacher")
+    teacher_size = tuple(teacher.input_shape[1:3])
+    if args.image_size is None:
+        args.image_size = teacher_size[0] if teacher_size[0] else 64
+    if None not in teacher_size and teacher_size != (args.image_size, args.image_size):
+        raise UsageError(f"--image-size {args.image_size}: the teacher takes "
+                         f"{teacher_size[0]}x{teacher_size[1]} images; use --image-size "
+                         f"{teacher_size[0]} (the default: the teacher's size)")
+    _training.resolve_optimizer(args, pretrained=True)
     keras.utils.set_random_seed(args.seed)
     train, val, class_names = _data.load_training_data(args)
     if teacher.output_shape[-1] != len(class_names):
-        raise CLIError(f"--teacher: the teacher has {teacher.output_shape[-1]} classes but the "
-                       f"data has {len(class_names)}")
+        raise UsageError(f"--teacher: the teacher has {teacher.output_shape[-1]} classes but the "
+                         f"data has {len(class_names)}")
     with _training.distribution(args.distribute) as replicas:
         try:
             student = _training.build_student(teacher)
         except ValueError as error:
-            raise CLIError(f"--teacher: {_common.first_line(error)}") from None
+            raise UsageError(f"--teacher: {_common.first_line(error)}") from None
         distiller = keras_brnpa.Distiller(teacher, student, temperature=args.temperature,
                                           alpha=args.alpha)
+        sample = train.x[:1] if hasattr(train, "x") else next(iter(train))[0][:1]
+        try:
+            distiller(sample)
+        except ValueError as error:
+            raise UsageError(f"--teacher: {_common.first_line(error)}") from None
         config = _training.config_of(args, _training.DATA_KEYS + ("temperature", "alpha"))
         config["teacher"] = os.path.abspath(args.teacher)
-        with _common.output_lock(args.output):
+        with _common.output_folder(args.output, resumable=True):
             resumed = _common.claim_run(args.output, "distill", config, args.overwrite,
                                         _training.run_files())
             say(("resuming" if resumed else "starting") + f" distillation in {args.output}",
@@ -57,13 +70,10 @@ def run(args, callbacks=()):
             _training.sync_batch_norm(student, replicas)
             distiller.compile(
                 optimizer=_training.optimizer(args.optimizer, args.learning_rate, True),
-                loss=_training.loss(), metrics=["accuracy"],
-                **_training.compile_mode(args))
-            sample = train.x[:1] if hasattr(train, "x") else next(iter(train))[0][:1]
-            distiller(sample)
+                loss=_training.loss(), metrics=["accuracy"], **_training.compile_mode(args))
             _, final = _training.fit_and_save(
                 distiller, train, val, args.epochs, args.output, callbacks,
                 _common.verbose_level(args), class_names=list(class_names))
-    say(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; student saved to "
-        f"{os.path.join(args.output, 'model.keras')}", args.quiet)
+    _common.result(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; student "
+                   f"saved to {os.path.join(args.output, 'model.keras')}")
     return 0

@@ -1,14 +1,13 @@
 """``brnpa evaluate``: accuracy and explanation metrics of any ``.keras`` classifier."""
 
-import contextlib
 import os
 
 from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
 from keras_brnpa.cli import _options
 from keras_brnpa.cli._common import CLIError
-from keras_brnpa.cli._common import UsageError
 from keras_brnpa.cli._common import say
+
 
 def add_parser(commands):
     parser = commands.add_parser(
@@ -18,10 +17,7 @@ def add_parser(commands):
         "exist), with the model's accuracy. Works with any .keras classifier.")
     _options.add_data_options(parser, num_images=200)
     _options.add_model_options(parser, batch_size=False)
-    parser.add_argument("--methods", default="auto",
-                        help="comma-separated explanation methods (brnpa, attention, gradcam, "
-                        "gradcam++, scorecam, eigencam, ablationcam, rise); auto: the model's "
-                        "own maps for BR-NPA/B-CNN heads, Grad-CAM for others")
+    _options.add_methods_option(parser)
     parser.add_argument("--steps", type=_common.positive_int, default=24,
                         help="deletion/insertion steps")
     parser.add_argument("--class-names", default=None,
@@ -55,7 +51,8 @@ def run(args, callbacks=()):
     from keras_brnpa import evaluation
 
     model = _common.load_model(args.model)
-    methods = _options.parse_methods(args.methods, model)
+    methods = _options.parse_methods(args.methods, model, args.methods_option)
+    _options.check_layer(args, model)
     args.image_size = _common.model_image_size(model, args.image_size)[0]
     class_names = _data.read_class_names(args.class_names, args.model)
     images01, labels, masks, data_names = _data.load_test_data(args)
@@ -67,21 +64,20 @@ def run(args, callbacks=()):
     source = args.data or args.dataset
     say(f"evaluating {args.model} on {len(images)} images of {source} (input {scale})",
         args.quiet)
-    lock = _common.output_lock(args.output) if args.output else contextlib.nullcontext()
-    with lock:
-        try:
-            report = evaluation.compare_explanations(
-                {os.path.basename(args.model): model}, images, labels=labels, masks=masks,
-                methods=methods, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                options=_options.method_options(args), class_names=class_names or data_names,
-                verbose=not args.quiet, layer_name=args.layer,
-                from_logits=_options.FROM_LOGITS[args.from_logits])
-        except ValueError as error:
-            raise CLIError(_common.first_line(error)) from None
-        report.images = images01
-        print(report.to_markdown(), flush=True)
-        if args.output:
+    try:
+        report = evaluation.compare_explanations(
+            {os.path.basename(args.model): model}, images, labels=labels, masks=masks,
+            methods=methods, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+            options=_options.method_options(args), class_names=class_names or data_names,
+            verbose=not args.quiet, layer_name=args.layer,
+            from_logits=_options.FROM_LOGITS[args.from_logits])
+    except ValueError as error:
+        raise CLIError(_common.first_line(error)) from None
+    report.images = images01
+    print(report.to_markdown(), flush=True)
+    if args.output:  # the folder is claimed only to write the finished report
+        with _common.output_folder(args.output):
             report.save(args.output, overwrite=True)
-            say(f"report written to {args.output} (report.md, metrics.json, gallery.png, "
-                "curves.png)", args.quiet)
+        _common.result(f"report written to {args.output} (report.md, metrics.json, "
+                       "gallery.png, curves.png)")
     return 0

@@ -1,14 +1,15 @@
 """``brnpa explain``: explanation pictures of your images by any ``.keras`` classifier."""
 
+import contextlib
 import json
 import os
+import sys
 
 from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
 from keras_brnpa.cli import _options
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import UsageError
-from keras_brnpa.cli._common import say
 
 INDEX_FILE = "explanations.json"
 TITLES = {"brnpa": "BR-NPA", "attention": "BR-NPA parts", "feature_norm": "feature norm",
@@ -28,11 +29,7 @@ def add_parser(commands):
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files (PNG, JPEG, BMP, GIF; 8 or 16 bits)")
     _options.add_model_options(parser)
-    parser.add_argument("--method", action="append", default=None,
-                        help="explanation method, repeatable or comma-separated (brnpa, "
-                        "attention, gradcam, gradcam++, scorecam, eigencam, ablationcam, "
-                        "rise); default: the model's own attention for BR-NPA/B-CNN heads, "
-                        "Grad-CAM otherwise")
+    _options.add_methods_option(parser)
     parser.add_argument("--class-names", default=None,
                         help="a file (one name per line) or a comma-separated list; default: "
                         "the names recorded in the model's run folder, else class indices")
@@ -79,13 +76,13 @@ def output_names(images, methods, output):
     return names
 
 
-def parse_method_options(values, model):
-    text = ",".join(values) if values else "auto"
-    return _options.parse_methods(text, model)
-
-
 def run(args, callbacks=()):
-    """``brnpa explain``: every option and file checked before anything is written."""
+    """``brnpa explain``: every option and file checked before anything is written.
+
+    The output folder is claimed once the first image is explained (the
+    model's errors come before it); a failure before the index is written
+    leaves nothing behind.
+    """
     missing = [path for path in args.images if not os.path.isfile(path)]
     if missing:
         raise UsageError(f"IMAGE: file not found: {', '.join(missing)}")
@@ -97,9 +94,12 @@ def run(args, callbacks=()):
     from keras_brnpa import explain
     from keras_brnpa import models
     from keras_brnpa import visualize
+    from keras_brnpa._progress import progress
 
     model = _common.load_model(args.model)
-    methods = parse_method_options(args.method, model)
+    option = args.methods_option
+    methods = _options.parse_methods(args.methods, model, option)
+    _options.check_layer(args, model)
     class_names = _data.read_class_names(args.class_names, args.model)
     n_classes = model.output_shape[-1]
     if class_names is not None and len(class_names) != n_classes:
@@ -117,17 +117,16 @@ def run(args, callbacks=()):
     from_logits = _options.FROM_LOGITS[args.from_logits]
     scale = models.input_scale(model) if args.input_scale == "auto" else args.input_scale
     options = _options.method_options(args)
+    update = (lambda done: None) if args.quiet else progress(len(args.images))
     entries, failures = [], 0
-    with _common.output_lock(args.output):
-        _common.check_writable(args.output)
-        progress = None if args.quiet else keras.utils.Progbar(len(args.images), unit_name="image")
+    with contextlib.ExitStack() as claimed:
         for count, path in enumerate(args.images, start=1):
             try:
                 original = read_image(path)
             except Exception as error:  # PIL raises OSError and others
                 reason = getattr(error, "strerror", None) or _common.first_line(error)
                 print(f"brnpa explain: error: IMAGE: cannot read {path}: {reason}",
-                      file=__import__("sys").stderr)
+                      file=sys.stderr)
                 failures += 1
                 continue
             resized = keras.ops.convert_to_numpy(keras.ops.image.resize(
@@ -140,27 +139,35 @@ def run(args, callbacks=()):
                 probabilities /= probabilities.sum()
             label = int(np.argmax(probabilities))
             name = class_names[label] if class_names else f"class {label}"
-            entry = {"input": path, "class_index": label, "class_name": name,
-                     "probability": float(probabilities[label]), "outputs": {}}
+            maps = {}
             for method in methods:
                 kwargs = dict(options.get(method, {}), class_index=label, from_logits=from_logits,
                               batch_size=args.batch_size, layer_name=args.layer)
                 try:
-                    maps = explain.explain(method, model, batch, **kwargs)[0]
+                    maps[method] = explain.explain(method, model, batch, **kwargs)[0]
                 except ValueError as error:
-                    raise CLIError(f"--method {method}: {_common.first_line(error)}") from None
+                    raise UsageError(f"{option} {method}: {_common.first_line(error)}") from None
+            if not entries:  # the first result: now the folder is ours
+                claimed.enter_context(_common.output_folder(args.output))
+                _common.check_writable(args.output)
+            entry = {"input": path, "class_index": label, "class_name": name,
+                     "probability": float(probabilities[label]), "outputs": {}}
+            for method in methods:
                 target = targets[(path, method)]
                 visualize.save_explanation(
-                    target, original, maps,
+                    target, original, maps[method],
                     title=f"{name} (p={probabilities[label]:.2f}) - {TITLES.get(method, method)}")
                 entry["outputs"][method] = target
             entries.append(entry)
-            if progress is not None:
-                progress.update(count)
+            update(count)
+        if not entries:
+            raise CLIError(f"IMAGE: none of the {len(args.images)} image(s) could be read; "
+                           "nothing written")
         _write_index(index_path, args, methods, entries)
     for entry in entries:
-        say(f"{entry['input']}: {entry['class_name']} (p={entry['probability']:.2f}) -> "
-            + ", ".join(entry["outputs"].values()), args.quiet)
+        _common.result(f"{entry['input']}: {entry['class_name']} "
+                       f"(p={entry['probability']:.2f}) -> "
+                       + ", ".join(entry["outputs"].values()))
     return _common.EXIT_ERROR if failures else 0
 
 

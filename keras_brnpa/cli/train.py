@@ -22,8 +22,10 @@ def add_parser(commands):
                         help="the feature extractor")
     parser.add_argument("--head", choices=_common.HEADS, default="brnpa",
                         help="brnpa (the paper), bcnn (learned attention) or gap (plain CNN)")
-    parser.add_argument("--resolution", choices=("low", "high"), default="low",
-                        help="high: strides of the last two stages set to 1 (4x finer maps)")
+    parser.add_argument("--resolution", choices=("auto", "low", "high"), default="auto",
+                        help="high: strides of the last two stages set to 1 (4x finer maps, "
+                        "about 4x slower); auto: low when it gives at least 8x8 map cells "
+                        "(--image-size 225 or more), else high")
     parser.add_argument("--n-parts", type=_common.positive_int, default=3,
                         help="attention parts of the brnpa and bcnn heads")
     parser.add_argument("--dropout", type=_common.dropout, default=0.0,
@@ -40,6 +42,8 @@ def run(args, callbacks=()):
     _data.check_data_options(args)
     if args.weights is not None and os.sep in args.weights and not os.path.exists(args.weights):
         raise UsageError(f"--weights: file not found: {args.weights}")
+    args.resolution = _training.resolve_resolution(args)
+    _training.resolve_optimizer(args, pretrained=args.weights is not None)
     keras = _common.import_keras()
     from keras_brnpa import models
 
@@ -52,14 +56,17 @@ def run(args, callbacks=()):
                 dropout=args.dropout, resolution=args.resolution, weights=args.weights,
                 input_shape=(args.image_size, args.image_size, 3))
         except (ValueError, RuntimeError, OSError) as error:
-            raise UsageError(_common.first_line(error)) from None
-        config = _training.config_of(args, _training.DATA_KEYS + (
-            "backbone", "head", "resolution", "n_parts", "dropout", "weights"))
-        with _common.output_lock(args.output):
+            raise UsageError(_training.model_error(error, args)) from None
+        keys = _training.DATA_KEYS + ("backbone", "head", "resolution", "dropout", "weights")
+        if args.head != "gap":
+            keys += ("n_parts",)
+        config = _training.config_of(args, keys)
+        with _common.output_folder(args.output, resumable=True):
             resumed = _common.claim_run(args.output, "train", config, args.overwrite,
                                         _training.run_files())
             say(("resuming" if resumed else "starting") + f" training in {args.output} "
-                f"({len(class_names)} classes)", args.quiet)
+                f"({len(class_names)} classes, {args.resolution} resolution, feature map "
+                f"{'x'.join(map(str, models.feature_shape(model)[:2]))})", args.quiet)
             if args.weights is None:
                 models.set_batch_norm_momentum(model)
             _training.sync_batch_norm(model, replicas)
@@ -70,7 +77,6 @@ def run(args, callbacks=()):
             _, final = _training.fit_and_save(
                 model, train, val, args.epochs, args.output, callbacks,
                 _common.verbose_level(args), class_names=list(class_names))
-    say(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; model saved to "
-        f"{os.path.join(args.output, 'model.keras')}", args.quiet)
+    _common.result(f"done: val_accuracy {final.get('val_accuracy', float('nan')):.3f}; model "
+                   f"saved to {os.path.join(args.output, 'model.keras')}")
     return 0
-

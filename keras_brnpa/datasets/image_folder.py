@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from keras_brnpa._warnings import BRNPAWarning
 from keras_brnpa.datasets.pipeline import ArrayDataset
 from keras_brnpa.datasets.preprocessing import check_normalization
 from keras_brnpa.datasets.preprocessing import normalization_layer
@@ -206,7 +207,7 @@ def _warn_skipped(directory, bad, others):
     if lines:
         warnings.warn(
             f"image_folder({os.fspath(directory)!r}) skips " + "; ".join(lines),
-            UserWarning,
+            BRNPAWarning,
             stacklevel=3,
         )
 

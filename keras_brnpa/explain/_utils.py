@@ -123,14 +123,14 @@ def upsample(maps, size):
 
 
 def progress(total, verbose, label, unit="image"):
-    """``update(done)``: a Keras progress bar when ``verbose``, else nothing."""
+    """``update(done)``: progress when ``verbose`` (``keras_brnpa._progress``), else nothing."""
     if verbose not in (0, 1, False, True):
         raise invalid("verbose", verbose, "0 (silent) or 1 (a progress bar)")
     if not verbose:
         return lambda done: None
-    print(label, flush=True)
-    bar = keras.utils.Progbar(total, unit_name=unit)
-    return lambda done: bar.update(done)
+    from keras_brnpa._progress import progress as show
+
+    return show(total, label, unit)  # a bar on a terminal, a line per 10 % in a log
 
 
 def batches(n, batch_size):

@@ -12,6 +12,7 @@ import contextlib
 
 import keras
 
+from keras_brnpa._warnings import BRNPAWarning
 from keras_brnpa.layers._validation import invalid
 
 #: Layers that pass their input through unchanged in inference: looking
@@ -575,7 +576,7 @@ def check_input_scale(model, images, name="images"):
         )
     warnings.warn(
         f"{name} look like {looks} pixels (values {low:g} to {high:g}) but {advice}.",
-        UserWarning,
+        BRNPAWarning,
         stacklevel=3,
     )
     return looks
