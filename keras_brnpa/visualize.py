@@ -158,7 +158,8 @@ def _figure(width, height, dpi):
     return figure
 
 
-def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size=2.0, dpi=100):
+def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size=2.0, dpi=100,
+                 notes=None):
     """Write a PNG grid: one row per image, one column per method.
 
     The first column shows the image, the others its maps drawn with
@@ -175,6 +176,10 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
         dpi: dots per inch; the PNG is
             ``(1 + len(maps_by_method)) * cell_size * dpi`` pixels wide and
             ``B * cell_size * dpi`` pixels high.
+        notes: optional dict ``{method name: B strings}``: a note written in
+            red at the bottom of a map's cell ("" for none), e.g.
+            ``"degenerate map"`` for a constant map (``compare_explanations``
+            marks them so).
 
     Returns:
         ``path``.
@@ -209,6 +214,13 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
         columns[str(name)] = maps
     if titles is not None and (isinstance(titles, str) or len(titles) != n):
         raise invalid("titles", titles, f"None or a list of {n} strings")
+    if notes is not None:
+        if not isinstance(notes, Mapping) or any(
+            str(name) not in columns or isinstance(texts, str) or len(texts) != n
+            for name, texts in notes.items()
+        ):
+            raise invalid("notes", notes, f"None or a dict {{method name: {n} strings}}")
+        notes = {str(name): [str(text) for text in texts] for name, texts in notes.items()}
     for name, value in (("cell_size", cell_size), ("dpi", dpi)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise invalid(name, value, "a number > 0")
@@ -234,6 +246,11 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
             if row == 0:
                 axis.text(0.02, 0.98, name, transform=axis.transAxes, va="top", ha="left",
                           fontsize=fontsize, color="white", bbox=box)
+            note = notes.get(name, [""] * n)[row] if notes and col else ""
+            if note:
+                axis.text(0.98, 0.02, note, transform=axis.transAxes, va="bottom", ha="right",
+                          fontsize=fontsize * 0.85, color="red", fontweight="bold",
+                          bbox=dict(facecolor="white", alpha=0.8, pad=1.5, linewidth=0))
             if col == 0 and titles is not None:
                 axis.text(0.02, 0.02, textwrap.fill(str(titles[row]), wrap),
                           transform=axis.transAxes, va="bottom", ha="left",

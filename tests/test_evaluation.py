@@ -60,7 +60,7 @@ def test_rows_equal_direct_calls(setup):
         assert row["accuracy"] == pytest.approx(np.mean(predicted == labels))
     assert report.curves["deletion"]["cnn: gradcam"].shape == (4, 4)
     table = report.to_markdown().splitlines()
-    assert table[0].startswith("| method | model | map | accuracy | DAUC")
+    assert table[0].startswith("| method | model | map | n | accuracy | DAUC")
     assert len(table) == 4 and "cnn: gradcam" in table[3]
 
 
@@ -109,3 +109,164 @@ def test_errors(setup):
         compare(models, images, steps=0)
     with pytest.raises(ValueError, match="argument methods.*distinct labels"):
         compare(models, images, methods=[("x", "cnn", "gradcam"), ("x", "cnn", "rise")])
+    with pytest.raises(ValueError, match="argument chunk_size"):
+        compare(models, images, chunk_size=0)
+    with pytest.raises(ValueError, match="argument labels.*iterable of batches"):
+        compare(models, iter([images]), labels=labels)
+
+
+# ------------------------------------------------ intervals and paired tests
+def _numpy_bootstrap(values, seed, n_resamples=1000):
+    """The interval re-computed from its definition, with one NumPy call."""
+    values = np.asarray(values, "float64")
+    values = values[np.isfinite(values)]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(axis=1)
+    return np.quantile(means, [0.025, 0.975])
+
+
+@pytest.fixture(scope="module")
+def report(setup):
+    models, images, labels, masks = setup
+    return evaluation.compare_explanations(
+        models["brnpa"], images, labels=labels, masks=masks, steps=4, seed=3,
+        methods=["brnpa", "gradcam", ("RISE", models["brnpa"].name, "rise", {"n_masks": 8})])
+
+
+def test_per_image_values_and_their_intervals(setup, report):
+    models, images, labels, masks = setup
+    model = models["brnpa"]
+    maps = explain.explain("gradcam", model, images)
+    values = report.per_image["gradcam"]
+    np.testing.assert_allclose(
+        values["iauc"], metrics.insertion_auc(model, images, maps, steps=4), atol=1e-6)
+    np.testing.assert_allclose(values["pointing_game"], metrics.pointing_game(maps, masks))
+    predicted = np.asarray(model.predict(images, verbose=0)).argmax(-1)
+    np.testing.assert_array_equal(values["accuracy"], predicted == labels)
+    for row in report.rows:
+        assert row["n"] == len(images)
+        for key in ("accuracy", "dauc", "iauc", "sparsity", "pointing_game"):
+            per_image = report.per_image[row["method"]][key]
+            assert per_image.shape == (len(images),)
+            assert row[key] == pytest.approx(np.nanmean(per_image), abs=1e-12)
+            np.testing.assert_allclose(row[f"{key}_ci95"], _numpy_bootstrap(per_image, 3),
+                                       rtol=1e-12, atol=1e-15)
+            assert row[f"{key}_ci95"][0] <= row[key] + 1e-12 <= row[f"{key}_ci95"][1] + 2e-12
+
+
+def test_bootstrap_interval_covers_the_mean():
+    """Property: the 95 % interval of a sample holds the true mean ~95 % of the time."""
+    rng = np.random.default_rng(0)
+    hits = [evaluation.bootstrap_ci(rng.normal(1.0, 2.0, 40), seed=trial,
+                                    n_resamples=400)
+            for trial in range(300)]
+    coverage = np.mean([low <= 1.0 <= high for low, high in hits])
+    assert 0.88 <= coverage <= 0.98
+    # Seeded: the same seed gives the same interval, another seed another one.
+    values = rng.random(20)
+    assert evaluation.bootstrap_ci(values, seed=1) == evaluation.bootstrap_ci(values, seed=1)
+    assert evaluation.bootstrap_ci(values, seed=1) != evaluation.bootstrap_ci(values, seed=2)
+    # Drawn in blocks: the same stream as one call for a large sample.
+    large = rng.random(5000)
+    np.testing.assert_allclose(evaluation.bootstrap_ci(large, seed=4, n_resamples=300),
+                               _numpy_bootstrap(large, 4, 300), rtol=1e-12)
+    assert np.isnan(evaluation.bootstrap_ci([np.nan, np.inf])).all()
+
+
+def test_compare_equals_scipy(report):
+    from scipy import stats
+
+    a = report.per_image["brnpa"]["dauc"]
+    b = report.per_image["RISE"]["dauc"]
+    result = report.compare("brnpa", "RISE", "dauc")
+    assert result["test"] == "wilcoxon signed-rank (paired)"
+    assert result["p_value"] == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)
+    assert result["difference"] == pytest.approx(np.mean(a - b), abs=1e-12)
+    np.testing.assert_allclose(result["ci95"], _numpy_bootstrap(a - b, 3), rtol=1e-12)
+    assert result["n"] == len(a)
+    welch = report.compare("brnpa", "RISE", "iauc", test="welch")
+    a, b = report.per_image["brnpa"]["iauc"], report.per_image["RISE"]["iauc"]
+    expected = stats.ttest_ind(a, b, equal_var=False)
+    assert welch["p_value"] == pytest.approx(expected.pvalue, rel=1e-12)
+    np.testing.assert_allclose(welch["ci95"], expected.confidence_interval(0.95), rtol=1e-12)
+    # Identical values: no difference, p = 1 (SciPy alone gives NaN).
+    same = report.compare("brnpa", "brnpa", "dauc")
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+    with pytest.raises(ValueError, match="argument explainer_b"):
+        report.compare("brnpa", "nope", "dauc")
+    with pytest.raises(ValueError, match="argument metric"):
+        report.compare("brnpa", "RISE", "nope")
+    with pytest.raises(ValueError, match="argument test"):
+        report.compare("brnpa", "RISE", "dauc", test="t")
+    with pytest.raises(ValueError, match="argument b"):
+        evaluation.paired_test([1.0, 2.0], [1.0])
+
+
+def test_markdown_json_and_report_md(report, tmp_path):
+    table = report.to_markdown().splitlines()
+    assert table[0].startswith("| method | model | map | n | accuracy | DAUC")
+    row = report.rows[0]
+    half = (row["dauc_ci95"][1] - row["dauc_ci95"][0]) / 2
+    assert f"{row['dauc']:.3f} ± {half:.3f}" in table[2]
+    folder = report.save(tmp_path / "out")
+    data = json.load(open(os.path.join(folder, "metrics.json")))
+    assert data["rows"][1]["dauc_ci95"] == report.rows[1]["dauc_ci95"]
+    np.testing.assert_allclose(data["per_image"]["RISE"]["iauc"],
+                               report.per_image["RISE"]["iauc"])
+    text = open(os.path.join(folder, "report.md")).read()
+    assert "## Differences from the best row" in text
+    assert "- DAUC: deletion AUC" in text and "(lower is better)" in text
+    best = min(report.rows, key=lambda r: r["dauc"])["method"]
+    other = next(r["method"] for r in report.rows if r["method"] != best)
+    p = report.compare(other, best, "dauc")["p_value"]
+    line = next(line for line in text.splitlines() if line.startswith(f"| {other} |")
+                and "p=" in line)
+    assert f"p={p:.4f}" in line
+
+
+# ------------------------------------------------------- chunks and streaming
+def test_chunks_and_batches_give_the_same_values(setup):
+    models, images, labels, masks = setup
+    model = models["cnn"]
+    kwargs = dict(methods=["gradcam"], steps=3, baseline=0.5)
+    whole = evaluation.compare_explanations(model, images, labels=labels, masks=masks,
+                                            **kwargs)
+    chunked = evaluation.compare_explanations(model, images, labels=labels, masks=masks,
+                                              chunk_size=3, keep_maps=2, **kwargs)
+    batches = evaluation.compare_explanations(
+        model, ((images[i:i + 2], labels[i:i + 2], masks[i:i + 2]) for i in (0, 2)), **kwargs)
+    for other in (chunked, batches):
+        for key, values in whole.per_image["gradcam"].items():
+            np.testing.assert_allclose(other.per_image["gradcam"][key], values, atol=1e-6)
+        assert other.rows[0]["n"] == 4
+    assert chunked.maps["gradcam"].shape[0] == 2 and len(chunked.images) == 2
+    np.testing.assert_allclose(chunked.maps["gradcam"], whole.maps["gradcam"][:2], atol=1e-6)
+    assert batches.curves["deletion"]["gradcam"].shape == whole.curves["deletion"]["gradcam"].shape
+
+
+# ------------------------------------------------------------ degenerate maps
+def test_degenerate_maps_are_counted_and_warned_about(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer="zeros",
+                                   name="conv")(inputs)  # all zero: Grad-CAM maps all zero
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, outputs, name="flat")
+    images = np.random.default_rng(0).random((3, 32, 32, 3), "float32")
+    with pytest.warns(UserWarning, match=r"3 of 3 maps of 'gradcam' \(gradcam\) are degenerate"):
+        report = evaluation.compare_explanations(model, images, methods=["gradcam"], steps=2)
+    assert report.rows[0]["degenerate"] == 3
+    assert "degenerate maps" in report.to_markdown().splitlines()[0]
+    report.save(tmp_path)
+    assert "- degenerate maps:" in open(tmp_path / "report.md").read()
+    maps = np.stack([np.zeros((3, 3)), np.full((3, 3), -2.0), np.eye(3), np.full((3, 3), np.nan),
+                     1 + 1e-9 * np.eye(3)])
+    np.testing.assert_array_equal(evaluation.degenerate_maps(maps),
+                                  [True, True, False, True, True])
+
+
+def test_gallery_shows_every_class_first():
+    report = evaluation.ExplanationReport(
+        [], {}, {}, np.zeros((6, 4, 4, 3)), np.array([0, 0, 0, 1, 1, 2]), None, None, {})
+    assert report.gallery_indices(3) == [0, 3, 5]
+    assert report.gallery_indices(5) == [0, 3, 5, 1, 4]

@@ -264,7 +264,7 @@ def write_report(output, report, trained, settings, backend, seconds, accuracy):
              for label, name in (("BR-NPA low", "brnpa_low"), ("BR-NPA high", "brnpa_high"),
                                  ("B-CNN", "bcnn"))}
     parts["ground truth"] = np.asarray(report.masks[:n], "float32")
-    titles = report._titles(n)
+    titles = report._titles(list(range(n)))
     visualize.save_gallery(os.path.join(output, "gallery_attention.png"), report.images[:n],
                            parts, titles=titles)
     os.replace(os.path.join(output, "gallery.png"),

@@ -41,7 +41,7 @@ def run(args, callbacks=()):
     """``brnpa evaluate``: every option checked before the output is touched."""
     _data.check_data_options(args)
     if args.output and not args.overwrite:
-        from keras_brnpa.evaluation.compare import REPORT_FILES
+        from keras_brnpa.evaluation import REPORT_FILES
 
         existing = [f for f in REPORT_FILES if os.path.exists(os.path.join(args.output, f))]
         if existing:

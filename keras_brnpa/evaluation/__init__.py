@@ -1,11 +1,16 @@
-"""Compare explanation methods on your models: one table, JSON and pictures.
+"""Compare explanation methods on your models: one table with intervals,
+paired tests, JSON and pictures.
 
 - ``compare_explanations(models, images, ...)``: methods x metrics
   (accuracy, DAUC, IAUC, sparsity, pointing game, energy in mask) for one
-  model or a dict of models;
-- ``ExplanationReport``: its result, with ``rows``, ``to_markdown()``,
+  model or a dict of models, each mean with ``n`` and a 95 % bootstrap
+  interval, the per-image values kept;
+- ``ExplanationReport``: its result, with ``rows``, ``per_image``,
+  ``compare(a, b, metric)`` (paired Wilcoxon test), ``to_markdown()``,
   ``to_json(path)`` and ``save(folder)`` (``report.md``, ``metrics.json``,
-  ``gallery.png``, ``curves.png``).
+  ``gallery.png``, ``curves.png``);
+- ``bootstrap_ci``, ``paired_test``, ``welch_test``: the statistics on any
+  per-image values; ``degenerate_maps``: constant maps.
 
 Example:
 
@@ -18,8 +23,24 @@ Example:
 'gradcam'
 """
 
-from keras_brnpa.evaluation.compare import COLUMNS
-from keras_brnpa.evaluation.compare import ExplanationReport
 from keras_brnpa.evaluation.compare import compare_explanations
+from keras_brnpa.evaluation.degenerate import degenerate_maps
+from keras_brnpa.evaluation.report import COLUMNS
+from keras_brnpa.evaluation.report import REPORT_FILES
+from keras_brnpa.evaluation.report import ExplanationReport
+from keras_brnpa.evaluation.stats import bootstrap_ci
+from keras_brnpa.evaluation.stats import bootstrap_means
+from keras_brnpa.evaluation.stats import paired_test
+from keras_brnpa.evaluation.stats import welch_test
 
-__all__ = ["COLUMNS", "ExplanationReport", "compare_explanations"]
+__all__ = [
+    "COLUMNS",
+    "REPORT_FILES",
+    "ExplanationReport",
+    "bootstrap_ci",
+    "bootstrap_means",
+    "compare_explanations",
+    "degenerate_maps",
+    "paired_test",
+    "welch_test",
+]

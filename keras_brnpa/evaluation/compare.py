@@ -1,28 +1,18 @@
 """Compare explanation methods on one or several models: a methods x metrics table."""
 
-import math
-import os
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
-from keras_brnpa._json import write_json
+from keras_brnpa.evaluation import stats
+from keras_brnpa.evaluation.degenerate import degenerate_maps
+from keras_brnpa.evaluation.degenerate import warning_message
+from keras_brnpa.evaluation.report import COLUMNS
+from keras_brnpa.evaluation.report import ExplanationReport
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.layers._validation import invalid
-
-#: Metric key -> (column label, True when higher is better).
-COLUMNS = {
-    "accuracy": ("accuracy", True),
-    "dauc": ("DAUC", False),
-    "iauc": ("IAUC", True),
-    "sparsity": ("sparsity", True),
-    "sparsity_density": ("density", False),
-    "pointing_game": ("pointing game", True),
-    "energy_in_mask": ("energy in mask", True),
-}
-
-REPORT_FILES = ("report.md", "metrics.json", "gallery.png", "curves.png")
 
 
 def _check_models(models):
@@ -86,224 +76,6 @@ def _plan(models, methods, options):
     return planned
 
 
-def _fmt(value, digits=3):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _mean(values):
-    values = np.asarray(values, "float64")
-    values = values[np.isfinite(values)]
-    return float(values.mean()) if values.size else float("nan")
-
-
-class ExplanationReport:
-    """The result of ``compare_explanations``: rows, maps, curves and files.
-
-    Attributes:
-        rows: list of dicts, one per explanation: ``method`` (label),
-            ``model``, ``explainer`` (the ``explain.METHODS`` name),
-            ``map_size`` (``[h, w]``), ``accuracy`` (with labels), ``dauc``,
-            ``iauc``, ``sparsity`` (per map, higher = sparser),
-            ``sparsity_density`` (the authors' sparsity, lower = sparser:
-            all the part maps times the normalised feature norm for a
-            model's own BR-NPA or B-CNN attention, the map itself for the
-            other methods), ``pointing_game`` and ``energy_in_mask`` (with
-            masks), ``seconds``. Metric values are means over images.
-        maps: dict label -> ``(B, h, w)`` maps.
-        curves: dict ``{"deletion": {label: (B, steps + 1)}, "insertion":
-            {...}}``.
-        images, labels, masks, class_names, settings: what was compared.
-        models: the dict ``{name: model}`` (set by ``compare_explanations``).
-
-    Example:
-
-    >>> import numpy as np, keras_brnpa
-    >>> model = keras_brnpa.models.build_classifier(
-    ...     3, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
-    >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
-    >>> report = keras_brnpa.evaluation.compare_explanations(
-    ...     model, images, methods=["brnpa", "gradcam"], steps=4)
-    >>> [row["method"] for row in report.rows]
-    ['brnpa', 'gradcam']
-    >>> print(report.to_markdown().splitlines()[0])
-    | method | model | map | DAUC (lower better) | IAUC (higher better) | sparsity (higher = sparser) | density (authors' sparsity, lower = sparser) |
-    """
-
-    def __init__(self, rows, maps, curves, images, labels, masks, class_names, settings):
-        self.rows = rows
-        self.maps = maps
-        self.curves = curves
-        self.images = images
-        self.labels = labels
-        self.masks = masks
-        self.class_names = class_names
-        self.settings = settings
-        self.models = {}
-
-    def __repr__(self):
-        return f"<ExplanationReport: {len(self.rows)} explanations of {len(self.images)} images>"
-
-    def _columns(self):
-        present = [key for key in COLUMNS if any(key in row for row in self.rows)]
-        return present
-
-    def to_markdown(self):
-        """The table as Markdown (one row per explanation).
-
-        Returns:
-            str.
-
-        Example:
-
-        >>> import keras_brnpa
-        >>> report = keras_brnpa.evaluation.ExplanationReport(
-        ...     [{"method": "gradcam", "model": "cnn", "map_size": [2, 2], "dauc": 0.25}],
-        ...     {}, {}, [], None, None, None, {})
-        >>> print(report.to_markdown())
-        | method | model | map | DAUC (lower better) |
-        |---|---|---|---|
-        | gradcam | cnn | 2x2 | 0.250 |
-        """
-        columns = self._columns()
-        header = ["method", "model", "map"]
-        for key in columns:
-            label, higher = COLUMNS[key]
-            if key in ("dauc", "iauc"):
-                label += " (higher better)" if higher else " (lower better)"
-            elif key == "sparsity":
-                label += " (higher = sparser)"
-            elif key == "sparsity_density":
-                label += " (authors' sparsity, lower = sparser)"
-            header.append(label)
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in self.rows:
-            h, w = row["map_size"]
-            cells = [row["method"], row["model"], f"{h}x{w}"]
-            cells += [_fmt(row.get(key), 2 if key == "sparsity" else 3) for key in columns]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-
-    def to_dict(self):
-        """Rows and settings as plain JSON-ready Python values.
-
-        Example:
-
-        >>> import keras_brnpa
-        >>> keras_brnpa.evaluation.ExplanationReport(
-        ...     [], {}, {}, [], None, None, ["a"], {"steps": 4}).to_dict()["settings"]
-        {'steps': 4}
-        """
-        return {
-            "rows": [dict(row) for row in self.rows],
-            "settings": dict(self.settings),
-            "class_names": list(self.class_names) if self.class_names is not None else None,
-            "images": int(len(self.images)),
-        }
-
-    def to_json(self, path):
-        """Write ``to_dict()`` to ``path`` as JSON (atomically).
-
-        Returns:
-            ``path``.
-
-        Example:
-
-        >>> import os, tempfile, keras_brnpa
-        >>> report = keras_brnpa.evaluation.ExplanationReport([], {}, {}, [], None, None, None, {})
-        >>> path = report.to_json(os.path.join(tempfile.mkdtemp(), "metrics.json"))
-        >>> os.path.exists(path)
-        True
-        """
-        return write_json(os.fspath(path), self.to_dict())
-
-    def _titles(self, n):
-        if self.labels is None:
-            return None
-        names = self.class_names
-        return [
-            names[int(c)] if names is not None and 0 <= int(c) < len(names) else f"class {int(c)}"
-            for c in self.labels[:n]
-        ]
-
-    def save(self, folder, overwrite=False, gallery_size=6):
-        """Write ``report.md``, ``metrics.json``, ``gallery.png`` and ``curves.png``.
-
-        Args:
-            folder: output folder (created if needed).
-            overwrite: replace these four files when they exist; without
-                it an existing report is never touched (``FileExistsError``).
-            gallery_size: images in the gallery (the first ones).
-
-        Returns:
-            ``folder``.
-
-        Example:
-
-        >>> import os, tempfile, numpy as np, keras_brnpa
-        >>> model = keras_brnpa.models.build_classifier(
-        ...     2, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
-        >>> images = np.random.default_rng(0).random((2, 64, 64, 3), "float32")
-        >>> report = keras_brnpa.evaluation.compare_explanations(model, images, steps=2)
-        >>> folder = report.save(os.path.join(tempfile.mkdtemp(), "report"))
-        >>> sorted(os.listdir(folder))
-        ['curves.png', 'gallery.png', 'metrics.json', 'report.md']
-        """
-        from keras_brnpa import visualize
-
-        gallery_size = check_positive_int("gallery_size", gallery_size)
-        folder = os.fspath(folder)
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise invalid("folder", folder, "a folder (a file of that name exists)")
-        existing = [name for name in REPORT_FILES if os.path.exists(os.path.join(folder, name))]
-        if existing and not overwrite:
-            raise FileExistsError(
-                f"{folder} already holds {', '.join(existing)}; pass overwrite=True to replace "
-                "them, or choose another folder"
-            )
-        os.makedirs(folder, exist_ok=True)
-        n = min(gallery_size, len(self.images))
-        if self.maps:
-            columns = {label: maps[:n] for label, maps in self.maps.items()}
-            if self.masks is not None and np.asarray(self.masks).ndim == 3:
-                columns["ground truth"] = np.asarray(self.masks[:n], "float32")
-            visualize.save_gallery(
-                os.path.join(folder, "gallery.png"), self.images[:n], columns,
-                titles=self._titles(n),
-            )
-        if self.curves:
-            visualize.plot_curves(os.path.join(folder, "curves.png"), self.curves)
-        self.to_json(os.path.join(folder, "metrics.json"))
-        with open(os.path.join(folder, "report.md"), "w") as f:
-            f.write(self._report_markdown())
-        return folder
-
-    def _report_markdown(self):
-        s = self.settings
-        lines = [
-            "# Explanation report",
-            "",
-            f"{len(self.images)} images; deletion and insertion with {s.get('steps')} steps "
-            "(the explained class is the one predicted on the intact image).",
-            "",
-            self.to_markdown(),
-            "",
-            "DAUC: area under the probability of the class as the most salient cells are "
-            "removed (lower is better); IAUC: as they are restored on the blurred image (higher "
-            "is better); sparsity: maximum over mean of the map (higher = sparser); pointing "
-            "game and energy in mask use the ground-truth masks.",
-            "",
-            "![explanations](gallery.png)",
-            "",
-            "![deletion and insertion curves](curves.png)",
-            "",
-        ]
-        return "\n".join(lines)
-
-
 def _density(model, method, images, maps, batch_size):
     """The authors' sparsity: all the part maps times the normalised feature
     norm for the model's own attention, the map itself for other methods."""
@@ -316,12 +88,113 @@ def _density(model, method, images, maps, batch_size):
     return metrics.sparsity_density(maps)
 
 
-def _accuracy(model, images, labels, batch_size):
-    predictions = []
-    for start in range(0, len(images), batch_size):
-        outputs = model.predict_on_batch(images[start : start + batch_size])
-        predictions.append(np.asarray(outputs).argmax(axis=-1))
-    return float(np.mean(np.concatenate(predictions) == labels))
+
+
+def _check_batch(name, x):
+    try:
+        x = np.asarray(x, "float32")
+    except (TypeError, ValueError) as error:
+        raise invalid(name, type(x).__name__, "an array (B, H, W, C)") from error
+    if x.ndim != 4 or 0 in x.shape:
+        raise invalid(name, f"<array of shape {x.shape}>", "an array (B, H, W, C)")
+    return x
+
+
+def _batches(images, labels, masks, chunk_size):
+    """``(x, y or None, masks or None)`` chunks of ``images`` (an array or an
+    iterable of batches), converted to float32 one chunk at a time."""
+    if isinstance(images, np.ndarray) or (
+        hasattr(images, "shape") and hasattr(images, "__array__")
+    ):
+        for start in range(0, len(images), chunk_size):
+            stop = start + chunk_size
+            yield (
+                _check_batch("images", images[start:stop]),
+                None if labels is None else labels[start:stop],
+                None if masks is None else masks[start:stop],
+            )
+        return
+    for batch in images:
+        if isinstance(batch, (tuple, list)):
+            if len(batch) not in (1, 2, 3):
+                raise invalid("images", f"<a batch of {len(batch)} items>",
+                              "batches x, (x, y) or (x, y, masks)")
+            x, y, m = (tuple(batch) + (None, None))[:3]
+        else:
+            x, y, m = batch, None, None
+        x = _check_batch("images", x)
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+                raise invalid("images", f"<labels of shape {y.shape} in a batch of {len(x)}>",
+                              "int labels (B,)")
+        if m is not None:
+            m = np.asarray(m)
+            if len(m) != len(x):
+                raise invalid("images", f"<{len(m)} masks in a batch of {len(x)}>",
+                              "one mask or box per image")
+        for start in range(0, len(x), chunk_size):
+            stop = start + chunk_size
+            yield (x[start:stop], None if y is None else y[start:stop],
+                   None if m is None else m[start:stop])
+
+
+class _Row:
+    """What one explanation accumulates over the chunks."""
+
+    def __init__(self, label, name, method, kwargs):
+        self.label, self.name, self.method, self.kwargs = label, name, method, kwargs
+        self.values = {}
+        self.maps = []
+        self.deletion, self.insertion = [], []
+        self.degenerate = 0
+        self.map_size = None
+        self.seconds = 0.0
+
+    def add(self, key, values):
+        self.values.setdefault(key, []).append(np.asarray(values, "float64").reshape(-1))
+
+
+def _score_chunk(row, model, x, masks, steps, batch_size, seed, layer_name, from_logits,
+                 baseline, room):
+    """Explain and score one chunk of images for one row."""
+    from keras_brnpa import explain
+    from keras_brnpa import metrics
+
+    tick = time.time()
+    kwargs = dict(row.kwargs)
+    kwargs.setdefault("batch_size", batch_size)
+    kwargs.setdefault("seed", seed)
+    kwargs.setdefault("verbose", 0)  # one progress bar for the whole job
+    if layer_name is not None:
+        kwargs.setdefault("layer_name", layer_name)
+    if from_logits is not None:
+        kwargs.setdefault("from_logits", from_logits)
+    try:
+        maps = explain.explain(row.method, model, x, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"{row.label}: {error}") from error
+    maps = np.asarray(maps, "float32")
+    if maps.ndim == 4:  # all parts: part 1, the most active region
+        maps = maps[..., 0]
+    row.map_size = [int(maps.shape[1]), int(maps.shape[2])]
+    scoring = dict(steps=steps, batch_size=2 * batch_size, return_curves=True,
+                   from_logits=from_logits)
+    dauc, deletion = metrics.deletion_auc(model, x, maps, baseline=baseline, **scoring)
+    iauc, insertion = metrics.insertion_auc(model, x, maps, **scoring)
+    row.add("dauc", dauc)
+    row.add("iauc", iauc)
+    row.add("sparsity", metrics.sparsity(maps))
+    row.add("sparsity_density", _density(model, row.method, x, maps, batch_size))
+    if masks is not None:
+        row.add("pointing_game", metrics.pointing_game(maps, masks))
+        row.add("energy_in_mask", metrics.energy_in_mask(maps, masks))
+    row.degenerate += int(degenerate_maps(maps).sum())
+    row.deletion.append(np.asarray(deletion))
+    row.insertion.append(np.asarray(insertion))
+    if room > 0:
+        row.maps.append(maps[:room])
+    row.seconds += time.time() - tick
 
 
 def compare_explanations(
@@ -339,22 +212,43 @@ def compare_explanations(
     layer_name=None,
     from_logits=None,
     baseline="mean",
+    chunk_size=256,
+    keep_maps=256,
+    source=None,
 ):
     """Score explanation methods on one or several models, in one table.
 
     For each explanation (a method applied to a model) it computes the maps
-    of ``images`` for each image's predicted class, then the deletion and
-    insertion AUCs (``metrics.deletion_auc`` / ``insertion_auc``, the
-    model's output scale detected), the sparsity, and with ``masks`` the
-    pointing game and the energy in the mask; with ``labels`` the model's
-    accuracy.
+    of ``images`` for each image's predicted class, then per image the
+    deletion and insertion AUCs (``metrics.deletion_auc`` /
+    ``insertion_auc``, the model's output scale detected), the sparsity,
+    and with ``masks`` the pointing game and the energy in the mask; with
+    ``labels`` whether the model's prediction is right.
+
+    Every mean comes with ``n`` and a 95 % interval: the percentile
+    bootstrap over images (``stats.bootstrap_ci``, 1,000 resamples, seeded
+    with ``seed``), and every per-image value is kept
+    (``report.per_image``), so that two rows can be compared by a paired
+    test (``report.compare``). Maps that are constant (all zero included)
+    are counted per row (``degenerate``) with one ``UserWarning`` per row.
+
+    The images are processed in chunks of ``chunk_size`` (every method and
+    metric on a chunk, then the next), so the memory does not grow with
+    their number beyond the per-image values, the curves and the maps kept
+    for the gallery (``keep_maps``); pass an iterable of batches to avoid
+    holding all the images at all.
 
     Args:
         models: a ``keras.Model`` or a dict ``{name: keras.Model}``.
-        images: ``(B, H, W, C)`` images, as the models take them.
-        labels: ``None`` or ``(B,)`` int labels (adds the accuracy).
+        images: ``(B, H, W, C)`` images as the models take them, or an
+            iterable of batches ``x``, ``(x, y)`` or ``(x, y, masks)``
+            (e.g. a ``datasets.ArrayDataset``, a generator), labels and
+            masks then coming from the batches.
+        labels: ``None`` or ``(B,)`` int labels (adds the accuracy), with
+            an array of images.
         masks: ``None``, ``(B, H, W)`` ground-truth masks or ``(B, 4)``
-            boxes (adds the pointing game and the energy in the mask).
+            boxes (adds the pointing game and the energy in the mask), with
+            an array of images.
         methods: ``"auto"`` (each model's own attention when it has a
             BR-NPA or B-CNN head, else Grad-CAM), or a list whose items
             are method names from ``keras_brnpa.explain.METHODS`` (applied
@@ -362,25 +256,29 @@ def compare_explanations(
             kwargs)``.
         steps: deletion/insertion steps.
         batch_size: images per forward pass.
-        seed: seed of the random methods (RISE).
+        seed: seed of the random methods (RISE) and of the bootstrap.
         options: optional dict ``{method name: kwargs}`` applied to every
             use of that method (e.g. ``{"rise": {"n_masks": 500}}``).
         class_names: optional list of class names (for the pictures).
-        verbose: print one line per explanation, and show the progress
-            bars of the slow methods (RISE, Score-CAM).
+        verbose: show one progress bar (``keras.utils.Progbar``) for the
+            whole job, in maps done.
         layer_name: the layer of the gradient/activation methods (see
             ``explain.grad_cam``); ``None``: each method's default.
         from_logits: ``None`` (detected per model), ``True`` or ``False``;
             passed to the methods and the metrics.
         baseline: what deletion replaces the removed cells with
-            (``metrics.deletion_auc``): ``"mean"`` (default) the mean colour
-            of ``images``, which is what the authors' 0 means on
-            mean/std-normalised inputs, whatever range your model takes; or
-            a number or an array.
+            (``metrics.deletion_auc``): ``"mean"`` (default), a number or
+            an array.
+        chunk_size: images explained and scored together.
+        keep_maps: maps (and images, masks) of the first ``keep_maps``
+            images kept in the report for the gallery; ``None``: all.
+        source: optional dict describing the images, written to
+            metrics.json and report.md, e.g. ``{"data": "photos/", "split":
+            "validation", "files": [...]}``.
 
     Returns:
-        An ``ExplanationReport``: ``rows``, ``to_markdown()``,
-        ``to_json(path)``, ``save(folder)``.
+        An ``ExplanationReport``: ``rows``, ``per_image``, ``compare()``,
+        ``to_markdown()``, ``to_json(path)``, ``save(folder)``.
 
     Example:
 
@@ -391,97 +289,127 @@ def compare_explanations(
     >>> images = np.random.default_rng(0).random((4, 64, 64, 3), "float32")
     >>> report = keras_brnpa.evaluation.compare_explanations(
     ...     models, images, labels=np.array([0, 1, 2, 0]), steps=4)
-    >>> [(row["method"], row["map_size"]) for row in report.rows]
-    [('brnpa: brnpa', [2, 2]), ('cnn: gradcam', [2, 2])]
+    >>> [(row["method"], row["map_size"], row["n"]) for row in report.rows]
+    [('brnpa: brnpa', [2, 2], 4), ('cnn: gradcam', [2, 2], 4)]
+    >>> len(report.rows[0]["dauc_ci95"])
+    2
     """
-    from keras_brnpa import explain
-    from keras_brnpa import metrics
+    import keras
+
+    from keras_brnpa.models import head_kind
 
     models = _check_models(models)
-    try:
-        images = np.asarray(images, "float32")
-    except (TypeError, ValueError) as error:
-        raise invalid("images", type(images).__name__, "an array (B, H, W, C)") from error
-    if images.ndim != 4 or 0 in images.shape:
-        raise invalid("images", f"<array of shape {images.shape}>", "an array (B, H, W, C)")
-    n = len(images)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-            raise invalid("labels", f"<array of shape {labels.shape}>", f"None or {n} int labels")
-    if masks is not None:
-        masks = np.asarray(masks)
-        if len(masks) != n:
-            raise invalid("masks", f"<array of shape {masks.shape}>", f"None or {n} masks or boxes")
+    is_array = isinstance(images, (np.ndarray, list, tuple)) or hasattr(images, "__array__")
+    if not is_array and not hasattr(images, "__iter__") and not hasattr(images, "__getitem__"):
+        raise invalid("images", type(images).__name__,
+                      "an array (B, H, W, C) or an iterable of batches")
+    if is_array:
+        try:
+            images = images if isinstance(images, np.ndarray) else np.asarray(images, "float32")
+        except (TypeError, ValueError) as error:
+            raise invalid("images", type(images).__name__, "an array (B, H, W, C)") from error
+        if images.ndim != 4 or 0 in images.shape:
+            raise invalid("images", f"<array of shape {images.shape}>", "an array (B, H, W, C)")
+        n = len(images)
+        if labels is not None:
+            labels = np.asarray(labels)
+            if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+                raise invalid("labels", f"<array of shape {labels.shape}>",
+                              f"None or {n} int labels")
+        if masks is not None:
+            masks = np.asarray(masks)
+            if len(masks) != n:
+                raise invalid("masks", f"<array of shape {masks.shape}>",
+                              f"None or {n} masks or boxes")
+    else:
+        n = None
+        for name, value in (("labels", labels), ("masks", masks)):
+            if value is not None:
+                raise invalid(name, f"<{type(value).__name__}>",
+                              "None when images is an iterable of batches (give them in the "
+                              "batches: (x, y) or (x, y, masks))")
     steps = check_positive_int("steps", steps)
     batch_size = check_positive_int("batch_size", batch_size)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    if keep_maps is not None:
+        keep_maps = check_positive_int("keep_maps", keep_maps)
+    stats._check_seed(seed)
     if options is not None and not isinstance(options, Mapping):
         raise invalid("options", options, "None or a dict {method name: kwargs}")
+    if source is not None and not isinstance(source, Mapping):
+        raise invalid("source", source, "None or a dict (e.g. {'split': 'validation'})")
     if class_names is not None:
         class_names = [str(c) for c in class_names]
-    plan = _plan(models, methods, options)
+    plan = [_Row(*entry) for entry in _plan(models, methods, options)]
 
-    accuracy = {}
-    if labels is not None:
-        for name, model in models.items():
-            accuracy[name] = _accuracy(model, images, labels, batch_size)
-    rows, all_maps = [], {}
+    progress = None
+    if verbose:
+        progress = keras.utils.Progbar(None if n is None else n * len(plan), unit_name="map")
+    done = 0
+    kept_images, kept_masks, all_labels, correct = [], [], [], {name: [] for name in models}
+    has_masks = has_labels = None
+    for x, y, m in _batches(images, labels, masks, chunk_size):
+        if has_labels is None:
+            has_labels, has_masks = y is not None, m is not None
+        elif has_labels != (y is not None) or has_masks != (m is not None):
+            raise invalid("images", "<batches with and without labels or masks>",
+                          "every batch of the same form")
+        room = len(x) if keep_maps is None else max(0, keep_maps - done)
+        if room:
+            kept_images.append(x[:room])
+            if m is not None:
+                kept_masks.append(np.asarray(m)[:room])
+        if y is not None:
+            all_labels.append(np.asarray(y))
+            for name, model in models.items():
+                predictions = [np.asarray(model.predict_on_batch(x[i:i + batch_size])).argmax(-1)
+                               for i in range(0, len(x), batch_size)]
+                correct[name].append(np.concatenate(predictions) == np.asarray(y))
+        for row in plan:
+            _score_chunk(row, models[row.name], x, m, steps, batch_size, seed, layer_name,
+                         from_logits, baseline, room)
+            if progress is not None:
+                progress.add(len(x))
+        done += len(x)
+    if done == 0:
+        raise invalid("images", "<no batch>", "at least one image")
+
+    labels = np.concatenate(all_labels) if has_labels else None
+    rows, per_image, all_maps = [], {}, {}
     curves = {"deletion": {}, "insertion": {}}
-    for label, name, method, kwargs in plan:
-        tick = time.time()
-        model = models[name]
-        kwargs = dict(kwargs)
-        kwargs.setdefault("batch_size", batch_size)
-        kwargs.setdefault("seed", seed)
-        kwargs.setdefault("verbose", 1 if verbose else 0)
-        if layer_name is not None:
-            kwargs.setdefault("layer_name", layer_name)
-        if from_logits is not None:
-            kwargs.setdefault("from_logits", from_logits)
-        try:
-            maps = explain.explain(method, model, images, **kwargs)
-        except ValueError as error:
-            raise ValueError(f"{label}: {error}") from error
-        maps = np.asarray(maps, "float32")
-        if maps.ndim == 4:  # all parts: part 1, the most active region
-            maps = maps[..., 0]
-        scoring = dict(steps=steps, batch_size=2 * batch_size, return_curves=True,
-                       from_logits=from_logits)
-        dauc, deletion = metrics.deletion_auc(model, images, maps, baseline=baseline, **scoring)
-        iauc, insertion = metrics.insertion_auc(model, images, maps, **scoring)
-        row = {
-            "method": label,
-            "model": name,
-            "explainer": method,
-            "map_size": [int(maps.shape[1]), int(maps.shape[2])],
-        }
+    for row in plan:
+        values = {key: np.concatenate(parts) for key, parts in row.values.items()}
         if labels is not None:
-            row["accuracy"] = accuracy[name]
-        row["dauc"] = _mean(dauc)
-        row["iauc"] = _mean(iauc)
-        row["sparsity"] = _mean(metrics.sparsity(maps))
-        row["sparsity_density"] = _mean(_density(model, method, images, maps, batch_size))
-        if masks is not None:
-            row["pointing_game"] = _mean(metrics.pointing_game(maps, masks).astype("float64"))
-            row["energy_in_mask"] = _mean(metrics.energy_in_mask(maps, masks))
-        row["seconds"] = round(time.time() - tick, 2)
-        rows.append(row)
-        all_maps[label] = maps
-        curves["deletion"][label] = deletion
-        curves["insertion"][label] = insertion
-        if verbose:
-            print(
-                f"{label}: " + ", ".join(
-                    f"{COLUMNS[key][0]} {_fmt(row[key])}" for key in COLUMNS if key in row
-                ) + f" ({row['seconds']} s)"
-            )
-    settings = {"steps": steps, "batch_size": batch_size, "seed": seed,
-                "deletion_baseline": baseline if isinstance(baseline, (str, int, float)) else "array",
-                "methods": [
-        {"label": label, "model": name, "method": method, "kwargs": kwargs}
-        for label, name, method, kwargs in plan
-    ]}
-    report = ExplanationReport(rows, all_maps, curves, images, labels, masks, class_names,
-                               settings)
+            values = {"accuracy": np.concatenate(correct[row.name]).astype("float64"), **values}
+        result = {"method": row.label, "model": row.name, "explainer": row.method,
+                  "map_size": row.map_size, "n": done}
+        for key in COLUMNS:
+            if key in values:
+                finite = values[key][np.isfinite(values[key])]
+                result[key] = float(finite.mean()) if finite.size else float("nan")
+                result[f"{key}_ci95"] = stats.bootstrap_ci(values[key], seed=seed)
+        result["degenerate"] = row.degenerate
+        result["seconds"] = round(row.seconds, 2)
+        rows.append(result)
+        per_image[row.label] = values
+        all_maps[row.label] = np.concatenate(row.maps)
+        curves["deletion"][row.label] = np.concatenate(row.deletion)
+        curves["insertion"][row.label] = np.concatenate(row.insertion)
+        if row.degenerate:
+            warnings.warn(
+                warning_message(row.label, row.method, row.degenerate, done,
+                                head_kind(models[row.name])),
+                UserWarning, stacklevel=2)
+    settings = {
+        "steps": steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
+        "n_resamples": stats.N_RESAMPLES, "interval": "95% percentile bootstrap over images",
+        "deletion_baseline": baseline if isinstance(baseline, (str, int, float)) else "array",
+        "methods": [{"label": row.label, "model": row.name, "method": row.method,
+                     "kwargs": row.kwargs} for row in plan],
+    }
+    report = ExplanationReport(
+        rows, all_maps, curves, np.concatenate(kept_images), labels,
+        np.concatenate(kept_masks) if kept_masks else None, class_names, settings,
+        per_image=per_image, source=source)
     report.models = models
     return report
