@@ -10,7 +10,8 @@ paired tests, JSON and pictures.
   ``to_json(path)`` and ``save(folder)`` (``report.md``, ``metrics.json``,
   ``gallery.png``, ``curves.png``);
 - ``bootstrap_ci``, ``paired_test``, ``welch_test``: the statistics on any
-  per-image values; ``degenerate_maps``: constant maps.
+  per-image values; ``degenerate_maps``: constant maps;
+  ``stratified_sample``: a seeded sample of the images stratified by class.
 
 Example:
 
@@ -28,6 +29,7 @@ from keras_brnpa.evaluation.degenerate import degenerate_maps
 from keras_brnpa.evaluation.report import COLUMNS
 from keras_brnpa.evaluation.report import REPORT_FILES
 from keras_brnpa.evaluation.report import ExplanationReport
+from keras_brnpa.evaluation.sampling import stratified_sample
 from keras_brnpa.evaluation.stats import bootstrap_ci
 from keras_brnpa.evaluation.stats import bootstrap_means
 from keras_brnpa.evaluation.stats import paired_test
@@ -42,5 +44,6 @@ __all__ = [
     "compare_explanations",
     "degenerate_maps",
     "paired_test",
+    "stratified_sample",
     "welch_test",
 ]

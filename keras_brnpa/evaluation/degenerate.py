@@ -11,14 +11,16 @@ import numpy as np
 #: A map is constant when max - min <= RELATIVE * max |value|.
 RELATIVE = 1e-6
 
-#: Why Grad-CAM gives all-zero maps on a model whose head is BR-NPA attention
-#: (checked by finite differences: see docs/trusting.md).
+#: Why Grad-CAM gives all-zero maps on a model whose head is BR-NPA attention,
+#: checked by finite differences on a tiny BR-NPA classifier trained on the
+#: synthetic data (docs/trusting.md, "Maps that rank nothing").
 GRADCAM_ON_BRNPA = (
-    "Grad-CAM explains a model with a BR-NPA head through the gradient of the class score "
-    "with respect to the last feature map; that gradient is genuine (finite differences agree), "
-    "but its average over the map, Grad-CAM's channel weights, is mostly negative or "
-    "cancels, so ReLU(sum of weighted channels) is 0 everywhere. Use the model's own maps "
-    "(method 'brnpa') or a perturbation method (RISE, Score-CAM) for such a model."
+    "On a model with a BR-NPA head this is expected of Grad-CAM, not a bug of the gradient: "
+    "the gradient of the class score with respect to the last feature map is genuine (finite "
+    "differences agree with it to 1e-4 and it is not zero), but Grad-CAM's channel weights "
+    "(its average over the map) are mostly negative, so the weighted sum of the channels is "
+    "negative at every location and ReLU makes the map 0. Use the model's own maps (method "
+    "'brnpa') or a perturbation method (RISE, Score-CAM) for such a model."
 )
 
 
