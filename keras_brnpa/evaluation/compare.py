@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_brnpa._warnings import BRNPAWarning
 from keras_brnpa.evaluation import stats
 from keras_brnpa.evaluation.degenerate import degenerate_maps
 from keras_brnpa.evaluation.degenerate import warning_message
@@ -399,7 +400,7 @@ def compare_explanations(
             warnings.warn(
                 warning_message(row.label, row.method, row.degenerate, done,
                                 head_kind(models[row.name])),
-                UserWarning, stacklevel=2)
+                BRNPAWarning, stacklevel=2)
     settings = {
         "steps": steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
         "n_resamples": stats.N_RESAMPLES, "interval": "95% percentile bootstrap over images",
