@@ -12,16 +12,20 @@ default) and the same images, times per image:
 - ``brnpa maps (explain.attention_maps)`` and
   ``brnpa map (explain.explanation_map)``: the public explanation
   functions;
-- ``grad_cam``, ``grad_cam_plus_plus``, ``score_cam``, ``rise`` from
-  ``keras_brnpa.explain`` on the same model (split at ``"backbone"``);
+- ``grad_cam``, ``grad_cam_plus_plus``, ``hires_cam``, ``xgrad_cam``,
+  ``layer_cam``, ``score_cam``, ``rise`` from ``keras_brnpa.explain`` on
+  the same model (at ``"backbone"``), and the pixel attributions
+  ``saliency``, ``smooth_grad`` (``--smooth-samples`` noisy copies) and
+  ``integrated_gradients`` (``--ig-steps`` path points);
   methods that ``keras_brnpa.explain`` does not provide are listed as
   missing instead.
 
 Each method runs once to warm up (compilation, caches), then ``--repeats``
 times; the median is reported. Prints one Markdown table with the time per
 image and the ratio to plain inference, then the ``explain/forward`` table:
-``explain.attention_maps``, ``explain.explanation_map`` and
-``explain.grad_cam`` on the whole batch divided by one compiled forward
+``explain.attention_maps``, ``explain.explanation_map`` and the gradient
+CAMs (``grad_cam``, ``hires_cam``, ``xgrad_cam``, ``layer_cam``) on the
+whole batch divided by one compiled forward
 pass of the same model on the same batch (``predict_on_batch``, warmed
 up; target <= 1.1x).
 
@@ -46,7 +50,8 @@ import numpy as np
 
 import keras_brnpa
 
-POST_HOC = ("grad_cam", "grad_cam_plus_plus", "score_cam", "rise")
+POST_HOC = ("grad_cam", "grad_cam_plus_plus", "hires_cam", "xgrad_cam", "layer_cam",
+            "score_cam", "rise", "saliency", "smooth_grad", "integrated_gradients")
 TARGET = 1.1
 
 
@@ -63,11 +68,15 @@ def parse_args(argv=None):
     parser.add_argument("--rise-masks", type=int, default=None)
     parser.add_argument("--score-cam-channels", type=int, default=None,
                         help="max_channels of score_cam (default: all)")
+    parser.add_argument("--smooth-samples", type=int, default=None,
+                        help="samples of smooth_grad")
+    parser.add_argument("--ig-steps", type=int, default=None,
+                        help="steps of integrated_gradients")
     args = parser.parse_args(argv)
     quick = dict(backbone="conv", size=32, images=2, repeats=2, rise_masks=8,
-                 score_cam_channels=4)
+                 score_cam_channels=4, smooth_samples=2, ig_steps=2)
     full = dict(backbone="resnet18", size=224, images=4, repeats=3, rise_masks=500,
-                score_cam_channels=None)
+                score_cam_channels=None, smooth_samples=16, ig_steps=32)
     return fill_defaults(args, quick, full)
 
 
@@ -117,16 +126,22 @@ def run(args):
         "grad_cam_plus_plus": {},
         "score_cam": {"max_channels": args.score_cam_channels},
         "rise": {"n_masks": args.rise_masks},
+        "smooth_grad": {"samples": args.smooth_samples},
+        "integrated_gradients": {"steps": args.ig_steps},
     }
     notes = {
         "score_cam": f"max_channels={args.score_cam_channels or 'all'}",
         "rise": f"n_masks={args.rise_masks}",
+        "saliency": "(B, H, W, C) input gradient",
+        "smooth_grad": f"samples={args.smooth_samples}",
+        "integrated_gradients": f"steps={args.ig_steps}",
     }
     for name in POST_HOC:
         if name not in found:
             continue
         fn = found[name]
-        t = timed(lambda: fn(model, images, batch_size=max(n, 32), **options[name]), args.repeats)
+        kwargs = options.get(name, {})
+        t = timed(lambda: fn(model, images, batch_size=max(n, 32), **kwargs), args.repeats)
         rows.append((name, t / n, notes.get(name, "")))
     features = keras_brnpa.models.feature_shape(model)
     return rows, base, maps, missing, features
@@ -137,6 +152,9 @@ PUBLIC = {
     "brnpa maps (explain.attention_maps)": "explain.attention_maps",
     "brnpa map (explain.explanation_map)": "explain.explanation_map",
     "grad_cam": "explain.grad_cam",
+    "hires_cam": "explain.hires_cam",
+    "xgrad_cam": "explain.xgrad_cam",
+    "layer_cam": "explain.layer_cam",
 }
 
 

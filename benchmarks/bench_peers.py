@@ -35,11 +35,12 @@ to be a multiple of the number of channels (3); it is skipped otherwise.
   Quantus's returned curves turned into our AUC.
 
 **cam** (the peer needs ``KERAS_BACKEND=torch``): ``keras_brnpa.explain``
-``grad_cam`` and ``score_cam`` against pytorch-grad-cam's ``GradCAM`` and
-``ScoreCAM``. With the torch backend a Keras model is a ``torch.nn.Module``
+``grad_cam``, ``score_cam``, ``hires_cam``, ``xgrad_cam`` and ``layer_cam``
+against pytorch-grad-cam's ``GradCAM``, ``ScoreCAM``, ``HiResCAM``,
+``XGradCAM`` and ``LayerCAM``. With the torch backend a Keras model is a ``torch.nn.Module``
 and its layers fire torch forward hooks, so pytorch-grad-cam runs on the
 very same Keras model: its target layer is the model's ``"backbone"``
-layer (where ours split the model), a ``reshape_transform`` turns the
+layer (the layer ours look at), a ``reshape_transform`` turns the
 channels-last activations to channels-first, and a thin module turns its
 channels-first input to channels-last before calling the model. No weight
 is copied and no second model is built: both sides run the same layers.
@@ -262,6 +263,9 @@ def bench_cam(args, model, notes, summary):
     ours = {
         "grad_cam": lambda: explain.grad_cam(model, images, **options),
         "score_cam": lambda: explain.score_cam(model, images, **options),
+        "hires_cam": lambda: explain.hires_cam(model, images, **options),
+        "xgrad_cam": lambda: explain.xgrad_cam(model, images, **options),
+        "layer_cam": lambda: explain.layer_cam(model, images, **options),
     }
     cam, why = load_peer("pytorch-grad-cam")
     if why:
@@ -301,10 +305,21 @@ def bench_cam(args, model, notes, summary):
             return run
 
         peers = {"grad_cam": peer(cam.GradCAM), "score_cam": peer(cam.ScoreCAM)}
-    names = {"grad_cam": "pytorch-grad-cam GradCAM", "score_cam": "pytorch-grad-cam ScoreCAM"}
+        for name, kind in (("hires_cam", "HiResCAM"), ("xgrad_cam", "XGradCAM"),
+                           ("layer_cam", "LayerCAM")):
+            if hasattr(cam, kind):
+                peers[name] = peer(getattr(cam, kind))
+            else:
+                notes.append(f"pytorch-grad-cam has no {kind} (an older version)")
+    names = {"grad_cam": "pytorch-grad-cam GradCAM", "score_cam": "pytorch-grad-cam ScoreCAM",
+             "hires_cam": "pytorch-grad-cam HiResCAM", "xgrad_cam": "pytorch-grad-cam XGradCAM",
+             "layer_cam": "pytorch-grad-cam LayerCAM"}
     k = activations.shape[-1]
     passes = {
         "grad_cam": "1 forward + 1 backward per batch, maps at image size",
+        "hires_cam": "1 forward + 1 backward per batch, maps at image size",
+        "xgrad_cam": "1 forward + 1 backward per batch, maps at image size",
+        "layer_cam": "1 forward + 1 backward per batch, maps at image size",
         "score_cam": f"{k} channels: peer {n * k} forward passes, ours {live} "
                      "(constant channels skipped)",
     }
@@ -313,11 +328,12 @@ def bench_cam(args, model, notes, summary):
     # later forward passes in the same process (measured: our Score-CAM took
     # 6.7 s before a GradCAM call and 8.1 s after it, 4 images at 96 px), so
     # timing it after the Grad-CAM rows would charge that to whoever runs next.
-    for name in ("score_cam", "grad_cam"):
+    for name in ("score_cam", "grad_cam", "hires_cam", "xgrad_cam", "layer_cam"):
         maps = ours[name]()
         if name not in peers:
             t_ours = timed(ours[name], args.repeats, warmup=0)
-            rows.append([name, sig(t_ours), names[name], "skipped", "n/a", "n/a", "n/a", why])
+            rows.append([name, sig(t_ours), names[name], "skipped", "n/a", "n/a", "n/a",
+                         why or "not in this pytorch-grad-cam"])
             continue
         peer_maps = peers[name]()
         # Interleaved runs (ours, peer, ours, ...): drift falls on both.

@@ -93,8 +93,14 @@ def test_bench_explain_quick():
         "brnpa map (explain.explanation_map)",
         "grad_cam",
         "grad_cam_plus_plus",
+        "hires_cam",
+        "xgrad_cam",
+        "layer_cam",
         "score_cam",
         "rise",
+        "saliency",
+        "smooth_grad",
+        "integrated_gradients",
     }
     # keras_brnpa.explain provides every method: none is reported missing.
     assert "missing from keras_brnpa.explain" not in out
@@ -113,6 +119,9 @@ def test_bench_explain_quick():
         "explain.attention_maps": "brnpa maps (explain.attention_maps)",
         "explain.explanation_map": "brnpa map (explain.explanation_map)",
         "explain.grad_cam": "grad_cam",
+        "explain.hires_cam": "hires_cam",
+        "explain.xgrad_cam": "xgrad_cam",
+        "explain.layer_cam": "layer_cam",
     }
     assert set(public) == set(names)
     for name, (_, ratio, verdict) in public.items():
@@ -226,7 +235,9 @@ def test_bench_peers_quick():
     assert [r[2] for r in metrics] == [
         "xplique Deletion", "xplique Insertion", "Quantus PixelFlipping"
     ]
-    assert [r[2] for r in cams] == ["pytorch-grad-cam ScoreCAM", "pytorch-grad-cam GradCAM"]
+    assert [r[2] for r in cams] == ["pytorch-grad-cam ScoreCAM", "pytorch-grad-cam GradCAM",
+                                    "pytorch-grad-cam HiResCAM", "pytorch-grad-cam XGradCAM",
+                                    "pytorch-grad-cam LayerCAM"]
     for row in metrics + cams:
         assert number(row[1]) > 0
         if row[3] == "skipped":

@@ -10,7 +10,10 @@ feature maps are channels-last (the layout of ``build_classifier``).
   ``explanation_map``, ``feature_norm_map``.
 - Post-hoc, on any functional or Sequential Keras classifier, at one of
   its layers (nested models included): ``grad_cam``, ``grad_cam_plus_plus``, ``score_cam``,
-  ``eigen_cam``, ``ablation_cam``; black-box: ``rise``.
+  ``eigen_cam``, ``ablation_cam``, ``hires_cam``, ``xgrad_cam``,
+  ``layer_cam``; black-box: ``rise``.
+- Attributions on the pixels ``(B, H, W, C)``: ``saliency``,
+  ``smooth_grad``, ``integrated_gradients``.
 - ``explain(method, model, images, **kwargs)`` picks one by name from
   ``METHODS``.
 
@@ -33,6 +36,12 @@ from keras_brnpa.explain.cam import eigen_cam
 from keras_brnpa.explain.cam import grad_cam
 from keras_brnpa.explain.cam import grad_cam_plus_plus
 from keras_brnpa.explain.cam import score_cam
+from keras_brnpa.explain.attribution import integrated_gradients
+from keras_brnpa.explain.attribution import saliency
+from keras_brnpa.explain.attribution import smooth_grad
+from keras_brnpa.explain.gradient_cams import hires_cam
+from keras_brnpa.explain.gradient_cams import layer_cam
+from keras_brnpa.explain.gradient_cams import xgrad_cam
 from keras_brnpa.explain.perturbation import rise
 from keras_brnpa.layers._validation import invalid
 
@@ -45,6 +54,9 @@ METHODS = {
     "feature_norm": feature_norm_map,
     "gradcam": grad_cam,
     "gradcam++": grad_cam_plus_plus,
+    "hirescam": hires_cam,
+    "xgradcam": xgrad_cam,
+    "layercam": layer_cam,
     "scorecam": score_cam,
     "eigencam": eigen_cam,
     "ablationcam": ablation_cam,
@@ -145,7 +157,7 @@ def explain(method, model, images, **kwargs):
     Args:
         method: a key of ``METHODS`` (``"brnpa"``, ``"attention"``,
             ``"feature_norm"``, ``"gradcam"``, ``"gradcam++"``,
-            ``"scorecam"``, ``"eigencam"``, ``"ablationcam"``, ``"rise"``),
+            ``"hirescam"``, ``"xgradcam"``, ``"layercam"``, ``"scorecam"``, ``"eigencam"``, ``"ablationcam"``, ``"rise"``),
             case-insensitive, ``-``/``_`` ignored, or an alias
             (``"grad_cam_plus_plus"``, ``"parts"``, ...).
         model: the classifier (a ``build_classifier`` model for
@@ -197,9 +209,15 @@ __all__ = [
     "feature_norm_map",
     "grad_cam",
     "grad_cam_plus_plus",
+    "hires_cam",
+    "integrated_gradients",
+    "layer_cam",
     "method_name",
     "rise",
+    "saliency",
     "score_cam",
+    "smooth_grad",
     "upsample",
+    "xgrad_cam",
 ]
 

@@ -159,3 +159,54 @@ def compile_gradients(tap, variables):
         return activations.detach(), grads.detach(), outputs.detach(), classes
 
     return step
+
+
+def compile_input_gradients(model):
+    """``step(images, given) -> (gradients, outputs, classes)``.
+
+    The gradient of each image's class score (``given``, or the argmax
+    where ``given`` is -1) with respect to the image itself: one forward
+    and one backward pass of the whole model. Everything is a backend
+    tensor. ``model`` is held through a weak reference.
+    """
+    import weakref
+
+    reference = weakref.ref(model)
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def step(images, given):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(images)
+                outputs = reference()(images, training=False)
+                classes, scores = class_scores(outputs, given)
+            return tape.gradient(scores, images), outputs, classes
+
+        return tf.function(step, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        def step(images, given):
+            def total_score(x):
+                outputs = reference()(x, training=False)
+                classes, scores = class_scores(outputs, given)
+                return keras.ops.sum(scores), (outputs, classes)
+
+            (_, (outputs, classes)), grads = jax.value_and_grad(total_score, has_aux=True)(
+                images
+            )
+            return grads, outputs, classes
+
+        return _jax_stateless(step, model.variables)
+    import torch
+
+    def step(images, given):
+        images = images.detach().requires_grad_(True)
+        with torch.enable_grad():
+            outputs = reference()(images, training=False)
+            classes, scores = class_scores(outputs, given)
+            (grads,) = torch.autograd.grad(scores.sum(), images)
+        return grads.detach(), outputs.detach(), classes
+
+    return step

@@ -16,6 +16,7 @@ from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import compile_call
 from keras_brnpa.explain._gradients import compile_gradients
+from keras_brnpa.explain._gradients import compile_input_gradients
 from keras_brnpa.layers._validation import check_positive_int
 from keras_brnpa.metrics._checks import check_class_index
 from keras_brnpa.metrics._checks import resolve_classes
@@ -44,8 +45,11 @@ class _Setup:
         self.class_index = check_class_index(class_index, len(self.images))
         if self.class_index is not None and num_classes:
             resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
-        self.tap = _utils.tap_model(model, layer_name)
-        self.layer_name = self.tap.path
+        if layer_name is False:  # input attributions: no layer
+            self.tap, self.layer_name = None, None
+        else:
+            self.tap = _utils.tap_model(model, layer_name)
+            self.layer_name = self.tap.path
         self.model = model
         self.view = False  # True inside logits_view (see output_scale)
 
@@ -112,6 +116,28 @@ class _Setup:
             _, probs = class_scores(outputs, classes)
             grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
         return acts, grads
+
+    def input_gradients(self, x, given, scale):
+        """d score / d images of the images tensor ``x`` (float32 tensors).
+
+        ``given``: an int32 tensor, one class per row (-1: the row's
+        argmax). Returns ``(gradients, outputs)``; the score is as for
+        ``gradients``.
+        """
+        step = self._compiled(
+            "input-gradients", lambda: compile_input_gradients(self.model)
+        )
+        padded, n = _utils.pad_batch(x, self.batch_size)
+        if int(padded.shape[0]) != n:
+            filler = keras.ops.full((int(padded.shape[0]) - n,), -1, dtype="int32")
+            given = keras.ops.concatenate([keras.ops.cast(given, "int32"), filler], axis=0)
+        grads, outputs, classes = step(padded, given)
+        grads = keras.ops.cast(grads[:n], "float32")
+        outputs, classes = keras.ops.cast(outputs[:n], "float32"), classes[:n]
+        if not scale(outputs):
+            _, probs = class_scores(outputs, classes)
+            grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
+        return grads, outputs
 
     def features(self, index, with_outputs=False):
         """The layer's activations of the batch (and the model's outputs)."""
