@@ -26,7 +26,7 @@ import dataclasses
 
 import keras
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 
 #: Backends with a data-parallel engine.
 SUPPORTED_BACKENDS = ("jax", "tensorflow")

@@ -25,21 +25,10 @@ import os
 import shutil
 import time
 
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 from keras_brnpa._json import json_default
-
-
-# No Keras (nor a backend) at import time: ``brnpa --help`` imports this
-# module. The argument checks come from the layers' helpers, on first use.
-def _invalid(name, value, expected):
-    from keras_brnpa.layers._validation import invalid
-
-    return invalid(name, value, expected)
-
-
-def _check_positive_int(name, value):
-    from keras_brnpa.layers._validation import check_positive_int
-
-    return check_positive_int(name, value)
 
 
 #: The run record: name, settings, ``"running"`` or ``"finished"``.
@@ -115,10 +104,10 @@ class RunStorageError(OSError):
 
 def _check_directory(directory):
     if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
-        raise _invalid("directory", directory, "a folder path")
+        raise invalid("directory", directory, "a folder path")
     directory = os.fspath(directory)
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise _invalid("directory", directory, "a folder (it exists and is a file)")
+        raise invalid("directory", directory, "a folder (it exists and is a file)")
     return directory
 
 
@@ -195,9 +184,8 @@ def start_run(directory, config=None, name=None, overwrite=False, files=RUN_FILE
     """
     directory = _check_directory(directory)
     if config is not None and not isinstance(config, dict):
-        raise _invalid("config", config, "None or a dict of the run's settings")
-    if not isinstance(overwrite, bool):
-        raise _invalid("overwrite", overwrite, "a bool")
+        raise invalid("config", config, "None or a dict of the run's settings")
+    overwrite = check_bool("overwrite", overwrite)
     path = os.path.join(directory, RUN_FILE)
     run = _read_json(path) if os.path.isdir(directory) else None
     if run is not None and not isinstance(run, dict):
@@ -311,7 +299,7 @@ def save_model(model, path):
     """
     path = os.fspath(path)
     if not path.endswith(".keras"):
-        raise _invalid("path", path, "a file name ending in '.keras'")
+        raise invalid("path", path, "a file name ending in '.keras'")
     tmp = path[: -len(".keras")] + ".partial.keras"
     model.save(tmp)
     os.replace(tmp, path)
@@ -649,7 +637,7 @@ def _check_data(train_data):
     import numpy as np
 
     if isinstance(train_data, (tuple, list, dict, np.ndarray)) or hasattr(train_data, "__array__"):
-        raise _invalid(
+        raise invalid(
             "train_data",
             f"<{type(train_data).__name__}>",
             "a dataset: a keras.utils.PyDataset (wrap arrays in "
@@ -750,14 +738,13 @@ def fit_resumable(
     import keras
 
     directory = _check_directory(directory)
-    epochs = _check_positive_int("epochs", epochs)
+    epochs = check_positive_int("epochs", epochs)
     _check_data(train_data)
     for name, value in (("overwrite", overwrite), ("finish", finish)):
-        if not isinstance(value, bool):
-            raise _invalid(name, value, "a bool")
+        check_bool(name, value)
     for name in ("x", "y", "epochs", "initial_epoch", "validation_data", "callbacks", "verbose"):
         if name in fit_kwargs:
-            raise _invalid(name, fit_kwargs[name], "not given: fit_resumable sets it")
+            raise invalid(name, fit_kwargs[name], "not given: fit_resumable sets it")
     start_run(directory, overwrite=overwrite)
 
     ordered = callable(getattr(train_data, "set_epoch", None))

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_brnpa._image import resize_maps as resize
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 
 #: One colour per part (RGB in [0, 1]): part 1 red, part 2 green, part 3
 #: blue, then yellow, magenta, cyan, orange, purple, ... (cycled).
@@ -31,19 +32,10 @@ PART_COLORS = np.array(
 )
 
 
-def _array(name, value):
-    try:
-        import keras
-
-        return np.asarray(keras.ops.convert_to_numpy(value))
-    except Exception as error:
-        raise invalid(name, type(value).__name__, "an array") from error
-
-
 def _image_to_float(image, name="image"):
     """(H, W, 3) float in [0, 1] from uint8, [0, 1] floats, or anything else
     (min-max scaled), gray or RGB."""
-    image = _array(name, image)
+    image = to_numpy(name, image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim == 2:
@@ -108,7 +100,7 @@ def overlay(image, maps, alpha=0.6, cmap="jet"):
     import matplotlib
 
     image = _image_to_float(image)
-    maps = _array("maps", maps).astype("float64")
+    maps = to_numpy("maps", maps).astype("float64")
     if maps.ndim not in (2, 3) or 0 in maps.shape:
         raise invalid(
             "maps", f"<array of shape {maps.shape}>", "a map (h, w) or part maps (h, w, P)"
@@ -194,7 +186,7 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
     >>> keras_brnpa.visualize.save_gallery(path, images, maps) == path
     True
     """
-    images = _array("images", images)
+    images = to_numpy("images", images)
     if images.ndim != 4 or 0 in images.shape:
         raise invalid("images", f"<array of shape {images.shape}>", "an array (B, H, W, C)")
     if not isinstance(maps_by_method, Mapping) or not maps_by_method:
@@ -204,7 +196,7 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
     n = len(images)
     columns = {}
     for name, maps in maps_by_method.items():
-        maps = _array("maps_by_method", maps)
+        maps = to_numpy("maps_by_method", maps)
         if maps.ndim not in (3, 4) or len(maps) != n:
             raise invalid(
                 "maps_by_method",
@@ -265,7 +257,7 @@ def _auc(curves):
 
 
 def _as_curves(name, curves):
-    curves = _array("curves_by_method", curves).astype("float64")
+    curves = to_numpy("curves_by_method", curves).astype("float64")
     if curves.ndim == 1:
         curves = curves[None]
     if curves.ndim != 2 or curves.shape[1] < 2:
@@ -378,8 +370,8 @@ def save_retrieval_gallery(path, queries, results, query_maps=None, result_maps=
     ...     correct=np.array([[True, False, True], [False, False, True]])) == path
     True
     """
-    queries = _array("queries", queries)
-    results = _array("results", results)
+    queries = to_numpy("queries", queries)
+    results = to_numpy("results", results)
     if queries.ndim != 4 or 0 in queries.shape:
         raise invalid("queries", f"<array of shape {queries.shape}>", "an array (Q, H, W, C)")
     n = len(queries)
@@ -387,17 +379,17 @@ def save_retrieval_gallery(path, queries, results, query_maps=None, result_maps=
         raise invalid("results", f"<array of shape {results.shape}>", f"an array ({n}, k, H, W, C)")
     k = results.shape[1]
     if query_maps is not None:
-        query_maps = _array("query_maps", query_maps)
+        query_maps = to_numpy("query_maps", query_maps)
         if query_maps.ndim not in (3, 4) or len(query_maps) != n:
             raise invalid("query_maps", f"<array of shape {query_maps.shape}>",
                           f"None or maps ({n}, h, w[, P])")
     if result_maps is not None:
-        result_maps = _array("result_maps", result_maps)
+        result_maps = to_numpy("result_maps", result_maps)
         if result_maps.ndim not in (4, 5) or result_maps.shape[:2] != (n, k):
             raise invalid("result_maps", f"<array of shape {result_maps.shape}>",
                           f"None or maps ({n}, {k}, h, w[, P])")
     if correct is not None:
-        correct = _array("correct", correct)
+        correct = to_numpy("correct", correct)
         if correct.shape != (n, k):
             raise invalid("correct", f"<array of shape {correct.shape}>", f"None or booleans ({n}, {k})")
     if query_titles is not None and (isinstance(query_titles, str) or len(query_titles) != n):
@@ -477,7 +469,7 @@ def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cma
     from matplotlib.patches import Patch
 
     picture = overlay(image, maps, alpha=alpha, cmap=cmap)
-    maps = _array("maps", maps).astype("float64")
+    maps = to_numpy("maps", maps).astype("float64")
     if isinstance(min_side, bool) or not isinstance(min_side, int) or min_side < 16:
         raise invalid("min_side", min_side, "an int >= 16")
     path = _check_path(path)

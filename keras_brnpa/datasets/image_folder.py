@@ -27,8 +27,10 @@ from keras_brnpa._warnings import BRNPAWarning
 from keras_brnpa.datasets.pipeline import ArrayDataset
 from keras_brnpa.datasets.preprocessing import check_normalization
 from keras_brnpa.datasets.preprocessing import normalization_layer
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 #: File extensions read as images (those of
 #: ``keras.utils.image_dataset_from_directory``); other files are ignored
@@ -93,11 +95,9 @@ def _check_arguments(directory, validation_split, subset, seed, masks, shuffle, 
             )
     elif subset is not None:
         raise invalid("subset", subset, "None when validation_split is None")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     for name, value in (("shuffle", shuffle), ("as_numpy", as_numpy)):
-        if not isinstance(value, bool):
-            raise invalid(name, value, "a bool")
+        check_bool(name, value)
     if interpolation not in INTERPOLATIONS:
         raise invalid("interpolation", interpolation, "one of " + ", ".join(map(repr, INTERPOLATIONS)))
 
@@ -338,8 +338,7 @@ def image_folder(
     _check_arguments(directory, validation_split, subset, seed, masks, shuffle, interpolation, as_numpy)
     image_size = _check_image_size(image_size)
     batch_size = check_positive_int("batch_size", batch_size)
-    if not isinstance(crop_to_aspect_ratio, bool):
-        raise invalid("crop_to_aspect_ratio", crop_to_aspect_ratio, "a bool")
+    crop_to_aspect_ratio = check_bool("crop_to_aspect_ratio", crop_to_aspect_ratio)
     values = check_normalization(normalization)
     tf = _import_tensorflow()
 

@@ -5,7 +5,8 @@ import re
 
 import numpy as np
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import invalid
 
 #: The benchmark's folders, by split.
 MARKET1501_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -114,8 +115,7 @@ def market1501(directory, image_size=(256, 128), load_images=True):
         or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in image_size)
     ):
         raise invalid("image_size", image_size, "a pair (height, width) of integers >= 1")
-    if not isinstance(load_images, bool):
-        raise invalid("load_images", load_images, "a bool")
+    load_images = check_bool("load_images", load_images)
     missing = [f for f in MARKET1501_FOLDERS.values() if not os.path.isdir(os.path.join(directory, f))]
     if missing:
         raise invalid(

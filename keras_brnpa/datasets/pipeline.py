@@ -6,8 +6,9 @@ import keras
 import numpy as np
 
 from keras_brnpa.datasets.synthetic import synthetic_parts
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 KINDS = ("pydataset", "tf")
 
@@ -48,8 +49,7 @@ class ArrayDataset(keras.utils.PyDataset):
         if len(self.x) == 0:
             raise invalid("x", "<empty array>", "at least one item")
         self.batch_size = check_positive_int("batch_size", batch_size)
-        if not isinstance(shuffle, bool):
-            raise invalid("shuffle", shuffle, "a bool")
+        shuffle = check_bool("shuffle", shuffle)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0

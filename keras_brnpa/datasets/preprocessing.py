@@ -23,8 +23,10 @@ import numbers
 
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 from keras_brnpa.models.inspection import IMAGENET_MEAN
 from keras_brnpa.models.inspection import IMAGENET_STD
 
@@ -201,11 +203,9 @@ def preprocessing_layers(image_size, training, color_jitter=0.4, seed=None, norm
     from keras_brnpa.layers.random_brightness_scale import RandomBrightnessScale
 
     image_size = check_positive_int("image_size", image_size)
-    if not isinstance(training, bool):
-        raise invalid("training", training, "a bool")
+    training = check_bool("training", training)
     color_jitter = _check_jitter(color_jitter)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise invalid("seed", seed, "None or an int")
+    seed = check_seed(seed, allow_none=True)
     values = check_normalization(normalization)
     seeds = [None] * 5 if seed is None else [int(seed) + k for k in range(5)]
     resized = int(round(image_size / RESIZE_RATIO))

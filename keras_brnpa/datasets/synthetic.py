@@ -18,8 +18,9 @@ same classes.
 
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 #: Colours of the part regions (RGB in [0, 1]).
 PART_COLOURS = np.array(
@@ -226,8 +227,7 @@ def synthetic_parts(
         num_images, image_size, num_distractors, noise
     )
     table = class_table(num_classes, num_part_regions)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(num_images) % num_classes).astype("int64")
     images = np.empty((num_images, size, size, 3), "float32")

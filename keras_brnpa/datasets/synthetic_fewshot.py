@@ -8,8 +8,9 @@ from keras_brnpa.datasets.synthetic import _check_part_regions
 from keras_brnpa.datasets.synthetic import _render
 from keras_brnpa.datasets.synthetic import class_table
 from keras_brnpa.datasets.synthetic import part_styles
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 
 def _render_classes(table, classes, per_class, size, num_distractors, noise, seed, tag):
@@ -77,8 +78,7 @@ def synthetic_fewshot(
         raise invalid("num_test_classes", num_test_classes, "an integer >= 2")
     per_class = check_positive_int("images_per_class", images_per_class)
     _, size, num_distractors, noise = _check_args(1, image_size, num_distractors, noise)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     total = len(part_styles()) ** _check_part_regions(num_part_regions)
     if num_train + num_test > total:
         raise invalid(

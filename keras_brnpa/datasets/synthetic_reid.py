@@ -15,8 +15,9 @@ import numpy as np
 from keras_brnpa.datasets.synthetic import _grating
 from keras_brnpa.datasets.synthetic import _part_shape
 from keras_brnpa.datasets.synthetic import _stamp
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 #: Colours of clothes and bags (RGB in [0, 1]).
 REID_COLOURS = np.array(
@@ -268,8 +269,7 @@ def synthetic_reid(
     per_id = _check_int("images_per_identity", images_per_identity, 2)
     num_cameras = _check_int("num_cameras", num_cameras, 2)
     size = _check_int("image_size", image_size, 32)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 0.5:
         raise invalid("noise", noise, "a float in [0, 0.5]")
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 14])

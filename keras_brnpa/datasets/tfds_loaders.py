@@ -5,14 +5,15 @@ functions, when a tfds data set is asked for: importing ``keras_brnpa``
 never touches them (``tensorflow_datasets`` may use the network at import).
 """
 
-import numbers
 
 from keras_brnpa.datasets.preprocessing import RESIZE_RATIO  # noqa: F401
 from keras_brnpa.datasets.preprocessing import _check_jitter
 from keras_brnpa.datasets.preprocessing import check_normalization
 from keras_brnpa.datasets.preprocessing import preprocessing_layers
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 #: What the package knows of the paper's data sets: the ground-truth
 #: region used for the pointing game. ``"segmentation"`` entries give
@@ -182,8 +183,7 @@ def preprocess(
     image_size = check_positive_int("image_size", image_size)
     training = bool(training)
     color_jitter = _check_jitter(color_jitter)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise invalid("seed", seed, "None or an int")
+    seed = check_seed(seed, allow_none=True)
     values = check_normalization(normalization)
     layers = _layers(image_size, training, color_jitter, seed, values, cache=True)
     return _apply(layers, image, image_size, training, mask)
@@ -272,8 +272,7 @@ def load_tfds(
     if mask_source not in MASK_SOURCES:
         raise invalid("mask_source", mask_source, "one of " + ", ".join(map(repr, MASK_SOURCES)))
     for flag, value in (("with_masks", with_masks), ("download", download), ("with_info", with_info)):
-        if not isinstance(value, bool):
-            raise invalid(flag, value, "a bool")
+        check_bool(flag, value)
     if training is None:
         training = str(split).startswith("train")
     color_jitter = _check_jitter(color_jitter)

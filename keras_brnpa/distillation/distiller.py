@@ -5,7 +5,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import invalid
 
 #: Default softmax temperature of ``Distiller``. See its docstring for why.
 DEFAULT_TEMPERATURE = 4.0
@@ -178,8 +179,7 @@ class Distiller(keras.Model):
             raise invalid("temperature", temperature, "a float > 0")
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
             raise invalid("alpha", alpha, "a float in [0, 1]")
-        if not isinstance(from_logits, bool):
-            raise invalid("from_logits", from_logits, "True or False")
+        from_logits = check_bool("from_logits", from_logits)
         teacher_classes = _output_classes(teacher, "teacher")
         student_classes = _output_classes(student, "student")
         self._check_classes(teacher_classes, student_classes)

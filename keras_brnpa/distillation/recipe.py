@@ -7,9 +7,9 @@ import keras
 from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
 from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
 from keras_brnpa.distillation.distiller import Distiller
-from keras_brnpa.layers._validation import check_choice
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 from keras_brnpa.models.backbones import RESNET_CONFIGS
 from keras_brnpa.models.backbones import RESOLUTION_STRIDES
 from keras_brnpa.models.backbones import build_backbone

@@ -6,14 +6,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 from keras_brnpa._warnings import BRNPAWarning
 from keras_brnpa.evaluation import stats
 from keras_brnpa.evaluation.degenerate import degenerate_maps
 from keras_brnpa.evaluation.degenerate import warning_message
 from keras_brnpa.evaluation.report import COLUMNS
 from keras_brnpa.evaluation.report import ExplanationReport
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
 
 
 def _check_models(models):

@@ -45,7 +45,7 @@ def degenerate_maps(maps):
     """
     maps = np.asarray(maps, "float64")
     if maps.ndim < 2:
-        from keras_brnpa.layers._validation import invalid
+        from keras_brnpa._checks import invalid
 
         raise invalid("maps", f"<array of shape {maps.shape}>", "an array (B, h, w)")
     flat = maps.reshape(len(maps), -1)

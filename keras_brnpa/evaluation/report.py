@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 from keras_brnpa._json import write_json
 from keras_brnpa.evaluation import stats
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
 
 #: Metric key -> (column label, True when higher is better).
 COLUMNS = {

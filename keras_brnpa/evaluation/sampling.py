@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 
 def stratified_sample(labels, num_images, seed=0):

@@ -18,8 +18,8 @@ are left out; a pair is left out when either value is.
 
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 #: Bootstrap resamples of the intervals.
 N_RESAMPLES = 1000

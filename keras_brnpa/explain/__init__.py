@@ -43,7 +43,7 @@ from keras_brnpa.explain.gradient_cams import hires_cam
 from keras_brnpa.explain.gradient_cams import layer_cam
 from keras_brnpa.explain.gradient_cams import xgrad_cam
 from keras_brnpa.explain.perturbation import rise
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 
 #: Explanation methods by name (``explain`` also accepts the aliases in
 #: ``ALIASES``). "brnpa" is the paper's map for any ``build_classifier``

@@ -27,7 +27,7 @@ import weakref
 
 import keras
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 from keras_brnpa.models import inspection
 
 

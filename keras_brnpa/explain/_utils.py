@@ -1,24 +1,22 @@
 """Shared helpers of the explainers: checks, batching, resizing, the tapped model."""
 
+import functools
 import numbers
 import weakref
 
 import keras
-import numpy as np
 
+from keras_brnpa import _checks
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import single_output
 from keras_brnpa._image import resize_maps
 from keras_brnpa._image import resize_maps_tensor
 from keras_brnpa.models import inspection
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
 
-
-def to_numpy(x):
-    """Any backend tensor (or array-like) as a NumPy array."""
-    if isinstance(x, np.ndarray):
-        return x
-    return np.asarray(keras.ops.convert_to_numpy(x))
+#: Any backend tensor (or array-like) as a NumPy array.
+to_numpy = functools.partial(_checks.to_numpy, "x")
 
 
 def check_model(model):
@@ -34,26 +32,7 @@ def check_images(images, name="images", model=None):
     another pixel range than the model's get a warning
     (``inspection.check_input_scale``).
     """
-    try:
-        array = to_numpy(images)
-    except Exception as error:  # anything that is not array-like
-        raise invalid(name, type(images).__name__, "an array of shape (B, H, W, C)") from error
-    if array.ndim != 4 or 0 in array.shape:
-        raise invalid(
-            name,
-            f"<array of shape {array.shape}>",
-            "a non-empty array of shape (B, H, W, C) (channels last)",
-        )
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise invalid(name, f"<array of dtype {array.dtype}>", "a real-valued array")
-    array = array.astype("float32", copy=False)
-    if not np.all(np.isfinite(array)):
-        raise invalid(
-            name,
-            f"<array of shape {array.shape} with {int(np.size(array) - np.isfinite(array).sum())} "
-            "NaN or infinite values>",
-            "finite values (no NaN or inf)",
-        )
+    array = _checks.check_images(images, name)
     if model is not None:
         inspection.check_input_scale(model, array, name)
     return array
@@ -157,16 +136,6 @@ def call_model(fn, x, pad_to=None):
         x, n = pad_batch(x, pad_to)
     out = single_output(fn(keras.ops.convert_to_tensor(x), training=False))
     return to_numpy(out)[:n].astype("float32")
-
-
-def single_output(out):
-    """``out``, checked to be one tensor (not a list, tuple or dict of them)."""
-    if isinstance(out, (list, tuple, dict)):
-        raise invalid(
-            "model", f"<model with a {type(out).__name__} output>",
-            "a classifier with one output of shape (B, num_classes)",
-        )
-    return out
 
 
 def pad_batch(x, pad_to):

@@ -15,11 +15,12 @@ import numbers
 import keras
 import numpy as np
 
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import resolve_classes
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain.cam import _Setup
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import resolve_classes
 
 
 def _setup(model, images, class_index, batch_size, from_logits):
@@ -166,8 +167,7 @@ def smooth_grad(
     ):
         raise invalid("noise", noise, "a finite float >= 0 (a fraction of the value range)")
     samples = check_positive_int("samples", samples)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise invalid("seed", seed, "None or an int")
+    seed = check_seed(seed, allow_none=True)
     setup = _setup(model, images, class_index, batch_size, from_logits)
     flat = setup.images.reshape(len(setup.images), -1)
     sigma = (float(noise) * (flat.max(axis=1) - flat.min(axis=1))).astype("float32")

@@ -12,15 +12,15 @@ import contextlib
 import keras
 import numpy as np
 
+from keras_brnpa._checks import check_class_index
+from keras_brnpa._checks import check_from_logits
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import resolve_classes
 from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._gradients import compile_call
 from keras_brnpa.explain._gradients import compile_gradients
 from keras_brnpa.explain._gradients import compile_input_gradients
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.metrics._checks import check_class_index
-from keras_brnpa.metrics._checks import resolve_classes
-from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import logits_view
 from keras_brnpa.models.inspection import resolve_from_logits
 

@@ -8,11 +8,12 @@ import numpy as np
 
 from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import check_class_index
-from keras_brnpa.metrics._checks import resolve_classes
-from keras_brnpa.models.inspection import check_from_logits
+from keras_brnpa._checks import check_class_index
+from keras_brnpa._checks import check_from_logits
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import resolve_classes
 from keras_brnpa.models.inspection import resolve_from_logits
 
 
@@ -125,8 +126,7 @@ def rise(
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p < 1:
         raise invalid("p", p, "a float in (0, 1)")
     batch_size = _utils.check_batch_size(batch_size)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise invalid("seed", seed, "None or an int")
+    seed = check_seed(seed, allow_none=True)
     from_logits = check_from_logits(from_logits)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     _utils.check_outputs(model)

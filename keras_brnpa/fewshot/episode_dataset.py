@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 
 class EpisodeDataset(keras.utils.PyDataset):

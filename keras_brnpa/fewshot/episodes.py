@@ -1,19 +1,12 @@
 """N-way K-shot episode evaluation with cosine prototypes."""
 
-import numbers
 
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
-
-
-def _to_numpy(value):
-    if isinstance(value, np.ndarray):
-        return value
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(value))
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 
 
 def embed(model_or_fn, images, batch_size=64):
@@ -36,7 +29,7 @@ def embed(model_or_fn, images, batch_size=64):
         out = model_or_fn.predict(images, batch_size=batch_size, verbose=0)
         if isinstance(out, dict):
             out = out["embedding"]
-        return _to_numpy(out).reshape(len(images), -1).astype("float32")
+        return to_numpy("model_or_fn", out).reshape(len(images), -1).astype("float32")
     if not callable(model_or_fn):
         raise invalid("model_or_fn", model_or_fn, "a keras.Model or a function images -> embeddings")
     parts = []
@@ -44,7 +37,7 @@ def embed(model_or_fn, images, batch_size=64):
         out = model_or_fn(images[start : start + batch_size])
         if isinstance(out, dict):
             out = out["embedding"]
-        out = _to_numpy(out)
+        out = to_numpy("model_or_fn", out)
         parts.append(out.reshape(len(out), -1))
     return np.concatenate(parts).astype("float32")
 
@@ -100,7 +93,7 @@ def evaluate_episodes(
     ...     lambda x: x, one_hot, labels, n_way=5, k_shot=1, n_query=5, episodes=20)
     {'accuracy': 1.0, 'ci95': 0.0}
     """
-    labels = _to_numpy(labels)
+    labels = to_numpy("labels", labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise invalid("labels", f"<array of shape {labels.shape} and dtype {labels.dtype}>",
                       "an integer array (N,)")
@@ -113,8 +106,7 @@ def evaluate_episodes(
     k_shot = check_positive_int("k_shot", k_shot)
     n_query = check_positive_int("n_query", n_query)
     episodes = check_positive_int("episodes", episodes)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     classes, counts = np.unique(labels, return_counts=True)
     eligible = classes[counts >= k_shot + n_query]
     if len(eligible) < n_way:

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 
 
 class PartShapesMixin:

@@ -4,9 +4,10 @@ import keras
 from keras import ops
 
 from keras_brnpa.layers._part_shapes import PartShapesMixin
-from keras_brnpa.layers._validation import check_data_format
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_data_format
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")
@@ -115,12 +116,10 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
             else check_positive_int("hidden_channels", hidden_channels)
         )
         self.data_format = check_data_format(data_format)
-        if not isinstance(return_attention_maps, bool):
-            raise invalid("return_attention_maps", return_attention_maps, "a bool")
+        return_attention_maps = check_bool("return_attention_maps", return_attention_maps)
         self.return_attention_maps = return_attention_maps
         self.kernel_initializer = _get_initializer("kernel_initializer", kernel_initializer)
-        if not isinstance(map_normalization, bool):
-            raise invalid("map_normalization", map_normalization, "a bool")
+        map_normalization = check_bool("map_normalization", map_normalization)
         self.map_normalization = map_normalization
         self.map_initializer = _get_initializer("map_initializer", map_initializer)
 

@@ -7,10 +7,12 @@ import keras
 from keras import ops
 
 from keras_brnpa.layers._part_shapes import PartShapesMixin
-from keras_brnpa.layers._validation import check_choice
-from keras_brnpa.layers._validation import check_data_format
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import check_data_format
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 
 # Below this absolute value the sum of similarities is treated as zero and
 # the attention map of that part falls back to a uniform map.
@@ -141,12 +143,10 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.n_parts = check_positive_int("n_parts", n_parts)
-        if not isinstance(refine, bool):
-            raise invalid("refine", refine, "a bool")
+        refine = check_bool("refine", refine)
         self.refine = refine
         self.selection = check_choice("selection", selection, ("norm", "random"))
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise invalid("seed", seed, "an int or None")
+        seed = check_seed(seed, allow_none=True)
         self.seed = seed
         if (
             isinstance(epsilon, bool)
@@ -156,8 +156,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
             raise invalid("epsilon", epsilon, "a finite float > 0")
         self.epsilon = float(epsilon)
         self.data_format = check_data_format(data_format)
-        if not isinstance(return_attention_maps, bool):
-            raise invalid("return_attention_maps", return_attention_maps, "a bool")
+        return_attention_maps = check_bool("return_attention_maps", return_attention_maps)
         self.return_attention_maps = return_attention_maps
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if selection == "random" else None

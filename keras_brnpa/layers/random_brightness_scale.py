@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")

@@ -5,8 +5,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 
 
 @keras.saving.register_keras_serializable(package="keras_brnpa")

@@ -5,8 +5,8 @@ import numbers
 import keras
 from keras import ops
 
-from keras_brnpa.layers._validation import check_choice
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import invalid
 
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 

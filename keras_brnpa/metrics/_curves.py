@@ -14,35 +14,14 @@ order of the saliency.
 import keras
 import numpy as np
 
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import resolve_classes
-from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import resolve_classes
+from keras_brnpa._checks import single_output
+from keras_brnpa._checks import to_numpy
 from keras_brnpa.models.inspection import outputs_look_like_probabilities
 from keras_brnpa.models.inspection import resolve_from_logits
 
 MODES = ("deletion", "insertion")
-
-
-def check_images(images):
-    """``(B, H, W, C)`` finite numeric images as a floating NumPy array."""
-    images = to_numpy("images", images)
-    if images.ndim != 4 or 0 in images.shape:
-        raise invalid(
-            "images", describe(images), "a non-empty 4-D array (batch, height, width, channels)"
-        )
-    if not np.issubdtype(images.dtype, np.number):
-        raise invalid("images", describe(images), "a numeric array")
-    if not np.issubdtype(images.dtype, np.floating):
-        images = images.astype(np.float32)
-    if not np.all(np.isfinite(images)):
-        raise invalid(
-            "images",
-            f"<array of shape {images.shape} with "
-            f"{int(images.size - np.isfinite(images).sum())} NaN or infinite values>",
-            "finite values (no NaN or inf)",
-        )
-    return images
 
 
 def check_model(model):
@@ -53,13 +32,7 @@ def check_model(model):
 
 def as_scores(outputs, batch):
     """A model's outputs as a ``(batch, num_classes)`` NumPy array, checked."""
-    if isinstance(outputs, (dict, list, tuple)):
-        raise invalid(
-            "model",
-            f"<model with {type(outputs).__name__} output>",
-            "a classifier with a single (batch, num_classes) output",
-        )
-    outputs = np.asarray(keras.ops.convert_to_numpy(outputs))
+    outputs = to_numpy("model", single_output(outputs))
     if outputs.ndim != 2 or outputs.shape[0] != batch:
         raise invalid(
             "model",

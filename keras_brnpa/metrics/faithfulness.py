@@ -78,24 +78,24 @@ references and the correlations (``deletion_correlation``,
 import keras
 import numpy as np
 
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.metrics._checks import check_bool
-from keras_brnpa.metrics._checks import check_class_index
-from keras_brnpa.metrics._checks import check_optional_positive_int
-from keras_brnpa.metrics._checks import check_saliency
-from keras_brnpa.metrics._checks import resolve_classes
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_class_index
+from keras_brnpa._checks import check_from_logits
+from keras_brnpa._checks import check_images
+from keras_brnpa._checks import check_optional_positive_int
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_saliency
+from keras_brnpa._checks import resolve_classes
 from keras_brnpa.metrics._curves import area
 from keras_brnpa.metrics._curves import as_scores
 from keras_brnpa.metrics._curves import block_curves
-from keras_brnpa.metrics._curves import check_images
 from keras_brnpa.metrics._curves import check_model
 from keras_brnpa.metrics._curves import class_scores
-from keras_brnpa.metrics.perturbation import MAX_CELLS
 from keras_brnpa.metrics.perturbation import fill
 from keras_brnpa.metrics.perturbation import fit_saliency
 from keras_brnpa.metrics.perturbation import insertion_start
+from keras_brnpa.metrics.perturbation import MAX_CELLS
 from keras_brnpa.metrics.perturbation import step_counts
-from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import check_input_scale
 from keras_brnpa.models.inspection import resolve_from_logits
 
@@ -108,7 +108,7 @@ class _Call:
         start_point, class_index, batch_size=1,
     ):
         self.model = check_model(model)
-        self.images = check_images(images)
+        self.images = check_images(images, dtype=None)
         check_input_scale(self.model, self.images)
         saliency = check_saliency(saliency, batch=self.images.shape[0])
         self.saliency = fit_saliency(saliency, self.images.shape[1:3], max_cells)

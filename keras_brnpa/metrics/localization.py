@@ -12,10 +12,10 @@ and converted).
 import numpy as np
 
 from keras_brnpa._image import resize_maps
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import check_saliency
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa._checks import check_saliency
+from keras_brnpa._checks import describe
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 
 #: Boxes are drawn on a grid this many times finer than the saliency map
 #: when no ``size`` is given.

@@ -12,9 +12,9 @@ return one value per image (or per map).
 
 import numpy as np
 
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa._checks import describe
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 
 
 def sparsity(maps, feature_norm=None):

@@ -12,14 +12,14 @@ import numbers
 
 import numpy as np
 
+from keras_brnpa._checks import check_images
+from keras_brnpa._checks import check_optional_positive_int
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_saliency
+from keras_brnpa._checks import describe
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 from keras_brnpa._image import resize_matrix
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import check_optional_positive_int
-from keras_brnpa.metrics._checks import check_saliency
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import to_numpy
-from keras_brnpa.metrics._curves import check_images
 
 #: The authors blur 448 px images with a 121 px box filter.
 REFERENCE_BLUR = (121, 448)
@@ -251,7 +251,7 @@ def box_blur(images, kernel_size):
            [1., 1., 1.],
            [1., 1., 1.]], dtype=float32)
     """
-    images = check_images(images)
+    images = check_images(images, dtype=None)
     k = _check_kernel_size(kernel_size, "kernel_size")
     _, height, width, _ = images.shape
     r = k // 2

@@ -4,9 +4,9 @@ import numbers
 
 import numpy as np
 
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import to_numpy
+from keras_brnpa._checks import describe
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 
 #: Identity of the gallery's junk images in Market-1501 (ignored when ranking).
 JUNK_ID = -1

@@ -5,8 +5,8 @@ import os
 
 import keras
 
-from keras_brnpa.layers._validation import check_choice
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import invalid
 
 # name -> (stackwise_filters, stackwise_blocks, block_type)
 RESNET_CONFIGS = {

@@ -37,7 +37,7 @@ def set_batch_norm_momentum(model, momentum=0.9):
 
     import keras
 
-    from keras_brnpa.layers._validation import invalid
+    from keras_brnpa._checks import invalid
 
     if not isinstance(model, keras.layers.Layer):
         raise invalid("model", type(model).__name__, "a Keras model or layer")

@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from keras_brnpa.layers._validation import check_choice
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import invalid
 from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
 from keras_brnpa.layers.brnpa_attention import BRNPAAttention
 from keras_brnpa.models.backbones import build_backbone

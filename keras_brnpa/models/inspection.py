@@ -12,8 +12,9 @@ import contextlib
 
 import keras
 
+from keras_brnpa._checks import check_from_logits
+from keras_brnpa._checks import invalid
 from keras_brnpa._warnings import BRNPAWarning
-from keras_brnpa.layers._validation import invalid
 
 #: Layers that pass their input through unchanged in inference: looking
 #: for the model's final activation continues behind them.
@@ -339,24 +340,6 @@ def outputs_look_like_probabilities(outputs, atol=1e-3):
         and np.all(outputs <= 1 + atol)
         and np.allclose(outputs.sum(axis=1), 1.0, atol=atol)
     )
-
-
-def check_from_logits(from_logits):
-    """Validate ``from_logits``: ``None`` (auto-detect), ``True`` or ``False``.
-
-    Example:
-
-    >>> from keras_brnpa.models.inspection import check_from_logits
-    >>> check_from_logits(None), check_from_logits(True)
-    (None, True)
-    """
-    import numpy as np
-
-    if from_logits is None:
-        return None
-    if not isinstance(from_logits, (bool, np.bool_)):
-        raise invalid("from_logits", from_logits, "None (auto-detect), True or False")
-    return bool(from_logits)
 
 
 def resolve_from_logits(model, from_logits, outputs=None):
