@@ -270,3 +270,22 @@ def test_gallery_shows_every_class_first():
         [], {}, {}, np.zeros((6, 4, 4, 3)), np.array([0, 0, 0, 1, 1, 2]), None, None, {})
     assert report.gallery_indices(3) == [0, 3, 5]
     assert report.gallery_indices(5) == [0, 3, 5, 1, 4]
+
+
+def test_verdicts_follow_the_direction_and_the_test():
+    rng = np.random.default_rng(0)
+    base = rng.random(12)
+    per_image = {
+        "ours": {"dauc": base, "iauc": base + 0.2, "sparsity": base + rng.normal(0, 0.01, 12)},
+        "base": {"dauc": base + 0.1, "iauc": base + 0.3, "sparsity": base},
+    }
+    rows = [{"method": m, "model": "m", "map_size": [2, 2]} for m in per_image]
+    report = evaluation.ExplanationReport(rows, {}, {}, [], None, None, None, {},
+                                          per_image=per_image)
+    sentence = evaluation.verdict(report, "ours", "base")
+    assert sentence.startswith("Against base, ours is better on DAUC")
+    better, rest = sentence.split("; worse on ")
+    worse, same = rest.split("; not significantly different on ")
+    assert "IAUC" in worse and "sparsity" in same
+    p = report.compare("ours", "base", "dauc")["p_value"]
+    assert f"p={p:.4f}" in better

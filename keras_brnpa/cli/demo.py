@@ -1,7 +1,5 @@
 """``brnpa demo``: the main job on the embedded data, with a report."""
 
-import json
-import math
 import os
 import time
 
@@ -46,9 +44,6 @@ PLAN = [
     ("Score-CAM", "cnn", "scorecam"),
     ("RISE", "cnn", "rise"),
 ]
-#: Differences smaller than this are reported as "on par".
-TOLERANCE = {"accuracy": 0.02, "dauc": 0.01, "iauc": 0.01, "sparsity": 0.05,
-             "pointing_game": 0.02, "energy_in_mask": 0.01}
 
 
 def add_parser(commands):
@@ -182,12 +177,16 @@ def run(args, callbacks=()):
             methods=[(label, model, method) for label, model, method in PLAN],
             options={"rise": {"n_masks": settings["rise_masks"],
                               "mask_size": settings["rise_grid"]},
-                     "scorecam": {"max_channels": settings["score_channels"]}})
-        accuracy = {name: float(np.mean(np.asarray(model.predict(ax, batch_size=2 * batch,
-                                                                 verbose=0)).argmax(-1) == ay))
-                    for name, model in trained.items()}
+                     "scorecam": {"max_channels": settings["score_channels"]}},
+            source={"data": "keras_brnpa.datasets.synthetic_parts (embedded)", "split": "test",
+                    "split_detail": f"generated with seed {args.seed + 2000}, apart from the "
+                    f"training (seed {args.seed}) and validation (seed {args.seed + 1000}) "
+                    "images"})
+        correct = {name: np.asarray(model.predict(ax, batch_size=2 * batch,
+                                                  verbose=0)).argmax(-1) == ay
+                   for name, model in trained.items()}
         write_report(args.output, report, trained, settings, keras.config.backend(),
-                     time.time() - started, accuracy)
+                     time.time() - started, correct)
         training.finish_run(args.output)
     _common.result(f"done in {time.time() - started:.0f} s: "
                    f"{os.path.join(args.output, 'report.md')}")
@@ -195,155 +194,50 @@ def run(args, callbacks=()):
 
 
 # ------------------------------------------------------------------ report
-def _fmt(value, digits=3):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
+HEADS = {"cnn": "global average pooling", "bcnn": "B-CNN (learned maps)",
+         "brnpa_low": "BR-NPA", "brnpa_high": "BR-NPA (distilled student)"}
 
 
-def verdicts(rows, ours, baseline):
-    """A sentence saying where ``ours`` wins or loses against ``baseline``."""
-    from keras_brnpa.evaluation import COLUMNS
+def write_report(output, report, trained, settings, backend, seconds, correct):
+    """The demo's report, written by ``evaluation.write_study``: the demo only
+    describes its data and training."""
+    from keras_brnpa import evaluation
 
-    a_row, b_row = rows[ours], rows[baseline]
-    groups = {1: [], -1: [], 0: []}
-    for metric, tolerance in TOLERANCE.items():
-        a, b = a_row.get(metric), b_row.get(metric)
-        if a is None or b is None:
-            continue
-        label, higher = COLUMNS[metric]
-        sign = 0
-        if math.isfinite(a) and math.isfinite(b) and abs(a - b) > tolerance:
-            sign = 1 if (a > b) == higher else -1
-        groups[sign].append(f"{label} ({_fmt(a)} vs {_fmt(b)})")
-    parts = [f"{word} on " + ", ".join(groups[sign])
-             for sign, word in ((1, "better"), (-1, "worse"), (0, "on par")) if groups[sign]]
-    return f"Against {baseline}, {ours} is " + "; ".join(parts) + "."
-
-
-def common_resolution(report, grid, steps):
-    """DAUC, IAUC and pointing game with every map on one ``grid x grid`` grid.
-
-    Coarser maps are upsampled bilinearly, finer ones averaged by blocks
-    (``metrics.fit_saliency``), so that no method wins by its resolution.
-    """
-    from keras_brnpa import explain
-    from keras_brnpa import metrics
-
-    size = report.images.shape[1:3]
-    rows = {}
-    for row in report.rows:
-        maps = report.maps[row["method"]]
-        if maps.shape[1] < grid or maps.shape[2] < grid:
-            maps = explain.upsample(maps, (grid, grid))
-        maps = metrics.fit_saliency(maps, size, max_cells=grid * grid)
-        model = report.models[row["model"]]
-        rows[row["method"]] = {
-            "dauc": float(metrics.deletion_auc(model, report.images, maps, steps=steps,
-                                               baseline="mean").mean()),
-            "iauc": float(metrics.insertion_auc(model, report.images, maps, steps=steps).mean()),
-            "pointing_game": float(metrics.pointing_game(maps, report.masks).mean()),
-        }
-    return rows
-
-
-def write_report(output, report, trained, settings, backend, seconds, accuracy):
-    """``report.md``, ``metrics.json``, the galleries and the curves of the demo."""
-    import numpy as np
-
-    from keras_brnpa import explain
-    from keras_brnpa import models
-    from keras_brnpa import visualize
-
-    grid = settings["common_grid"]
-    common = common_resolution(report, grid, settings["steps"])
-
-    report.save(output, overwrite=True)  # metrics.json, gallery.png, curves.png, report.md
-    n = min(settings["gallery"], len(report.images))
-    parts = {f"{label}: parts": explain.attention_maps(trained[name], report.images[:n])
-             for label, name in (("BR-NPA low", "brnpa_low"), ("BR-NPA high", "brnpa_high"),
-                                 ("B-CNN", "bcnn"))}
-    parts["ground truth"] = np.asarray(report.masks[:n], "float32")
-    titles = report._titles(list(range(n)))
-    visualize.save_gallery(os.path.join(output, "gallery_attention.png"), report.images[:n],
-                           parts, titles=titles)
-    os.replace(os.path.join(output, "gallery.png"),
-               os.path.join(output, "gallery_explanations.png"))
-    os.replace(os.path.join(output, "curves.png"), os.path.join(output, "deletion_curves.png"))
-    rows = {row["method"]: row for row in report.rows}
-    model_info = {name: {"accuracy": accuracy[name],
-                         "parameters": int(model.count_params()),
-                         "feature_map": list(models.feature_shape(model))}
-                  for name, model in trained.items()}
-    metrics = report.to_dict()
-    metrics.update(models=model_info, settings=settings, backend=backend,
-                   seconds=round(seconds, 1), common_resolution={"grid": grid, "rows": common})
-    with open(os.path.join(output, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-    heads = {"cnn": "global average pooling", "bcnn": "B-CNN (learned maps)",
-             "brnpa_low": "BR-NPA", "brnpa_high": "BR-NPA (distilled student)"}
-    lines = [
-        "# BR-NPA demo report", "",
+    s = settings
+    test_images = max(s["accuracy_images"], s["test_images"])
+    intro = (
         f"Backend: `{backend}`. Embedded synthetic data (`keras_brnpa.datasets.synthetic_parts`): "
-        f"{settings['num_classes']} classes that differ only by the colour and shape of three "
-        f"small part regions of an object, {settings['image_size']} px images, "
-        f"{settings['num_images']} training images. Every model uses the tiny ResNet backbone "
-        f"trained from scratch, {settings['epochs']} epochs each (Adam, cosine decay from "
-        f"{settings['learning_rate']}); the high-resolution student is distilled for "
-        f"{settings['distill_epochs']} epochs from the low-resolution BR-NPA teacher (T="
-        f"{settings['temperature']:g}, alpha={settings['alpha']:g}). Test accuracy on "
-        f"{max(settings['accuracy_images'], settings['test_images'])} "
-        f"test images; the explanations on the first {settings['test_images']}.", "",
-        "| model | head | feature map | parameters | test accuracy |", "|---|---|---|---|---|",
-    ]
-    for name, info in model_info.items():
-        h, w, c = info["feature_map"]
-        lines.append(f"| {name} | {heads.get(name, name)} | {h}x{w}x{c} | "
-                     f"{info['parameters']:,} | {_fmt(info['accuracy'])} |")
-    lines += [
-        "", "## Results", "", report.to_markdown(), "",
+        f"{s['num_classes']} classes that differ only by the colour and shape of three small "
+        f"part regions of an object, {s['image_size']} px images, {s['num_images']} training "
+        f"images. Every model uses the tiny ResNet backbone trained from scratch, "
+        f"{s['epochs']} epochs each (Adam, cosine decay from {s['learning_rate']}); the "
+        f"high-resolution student is distilled for {s['distill_epochs']} epochs from the "
+        f"low-resolution BR-NPA teacher (T={s['temperature']:g}, alpha={s['alpha']:g}). "
+        f"Accuracy on {test_images} test images (generated apart, never trained on); the "
+        f"explanations on the first {s['test_images']} of them.")
+    notes = [
         "Accuracy is that of the model the explanation comes from (the post-hoc methods all "
-        f"explain the same plain CNN). DAUC/IAUC: {settings['steps']} steps, probability of the "
-        "predicted class; deletion paints the removed cells with the mean colour of the test "
-        "images (what the authors' 0 is on normalised inputs). Sparsity: maximum over mean of "
-        "the map, higher = sparser (its ceiling grows with the "
-        "number of cells, so a finer map can score higher by construction). The maps do not "
-        "share a resolution (see the map column): finer maps delete or insert smaller, better "
-        "aimed regions and can point more precisely, which favours RISE (pixel level) and the "
-        f"high-resolution BR-NPA. RISE: {settings['rise_masks']} masks on a "
-        f"{settings['rise_grid']}x{settings['rise_grid']} grid; Score-CAM: the "
-        f"{settings['score_channels']} most active channels per image.", "",
-        f"## At a common resolution ({grid}x{grid})", "",
-        f"The same maps, each brought to a {grid}x{grid} grid (coarser maps upsampled "
-        "bilinearly, finer ones averaged by blocks), so that no method wins or loses by its "
-        "resolution alone:", "",
-        "| explanation | map | DAUC (lower better) | IAUC (higher better) | pointing game |",
-        "|---|---|---|---|---|",
-    ] + [
-        f"| {label} | {rows[label]['map_size'][0]}x{rows[label]['map_size'][1]} -> {grid}x{grid}"
-        f" | {_fmt(c['dauc'])} | {_fmt(c['iauc'])} | {_fmt(c['pointing_game'])} |"
-        for label, c in common.items()
-    ] + [
-        "",
-        "## Where BR-NPA wins and loses", "",
-        "Differences below " + ", ".join(f"{k} {v}" for k, v in TOLERANCE.items())
-        + " are called on par:", "",
+        f"explain the same plain CNN). DAUC/IAUC: {s['steps']} steps, probability of the "
+        "predicted class; deletion paints the removed cells with each image's own mean colour "
+        "(what the authors' 0 is on normalised inputs). The maps do not share a resolution "
+        "(see the map column): finer maps delete or insert smaller, better aimed regions and "
+        "can point more precisely, which favours RISE (pixel level) and the high-resolution "
+        f"BR-NPA. RISE: {s['rise_masks']} masks on a {s['rise_grid']}x{s['rise_grid']} grid; "
+        f"Score-CAM: the {s['score_channels']} most active channels per image.",
+        f"These numbers come from {s['test_images']} test images and a few epochs of a tiny "
+        "network trained from scratch on CPU: read the intervals and the p-values before "
+        "a difference.",
     ]
-    for ours in ("BR-NPA (high res.)", "BR-NPA (low res.)"):
-        lines += [f"- {verdicts(rows, ours, other)}" for other in rows
-                  if not other.startswith("BR-NPA")]
-    lines += [
-        f"- {verdicts(rows, 'BR-NPA (high res.)', 'BR-NPA (low res.)')}", "",
-        f"These numbers come from {settings['test_images']} test images and a few epochs of a "
-        "tiny network trained from scratch on CPU: differences of a few points are within the "
-        "run-to-run noise.", "",
-        "## Pictures", "",
-        "Attention maps (part 1 red, part 2 green, part 3 blue; last column: the ground-truth "
-        "part masks):", "", "![attention maps](gallery_attention.png)", "",
-        "All the explanation maps compared above:", "",
-        "![explanations](gallery_explanations.png)", "",
-        "Deletion and insertion curves:", "", "![curves](deletion_curves.png)", "",
-        f"Total time: {seconds:.0f} s.", "",
-    ]
-    with open(os.path.join(output, "report.md"), "w") as f:
-        f.write("\n".join(lines))
+    labels = [row["method"] for row in report.rows]
+    verdicts = [(ours, other) for ours in ("BR-NPA (high res.)", "BR-NPA (low res.)")
+                for other in labels if not other.startswith("BR-NPA")]
+    verdicts.append(("BR-NPA (high res.)", "BR-NPA (low res.)"))
+    evaluation.write_study(
+        output, report, "# BR-NPA demo report", intro,
+        models={name: {"head": HEADS.get(name, name), "correct": correct[name]}
+                for name in trained},
+        notes=notes, common_grid=s["common_grid"], verdicts=verdicts,
+        attention={"BR-NPA low": trained["brnpa_low"], "BR-NPA high": trained["brnpa_high"],
+                   "B-CNN": trained["bcnn"]},
+        gallery_size=s["gallery"],
+        extra={"settings": s, "backend": backend, "seconds": round(seconds, 1)})

@@ -11,7 +11,9 @@ paired tests, JSON and pictures.
   ``gallery.png``, ``curves.png``);
 - ``bootstrap_ci``, ``paired_test``, ``welch_test``: the statistics on any
   per-image values; ``degenerate_maps``: constant maps;
-  ``stratified_sample``: a seeded sample of the images stratified by class.
+  ``stratified_sample``: a seeded sample of the images stratified by class;
+- ``write_study``: a full report of several models (the demo's), with
+  ``verdict`` (paired tests) and ``common_resolution``.
 
 Example:
 
@@ -30,6 +32,10 @@ from keras_brnpa.evaluation.report import COLUMNS
 from keras_brnpa.evaluation.report import REPORT_FILES
 from keras_brnpa.evaluation.report import ExplanationReport
 from keras_brnpa.evaluation.sampling import stratified_sample
+from keras_brnpa.evaluation.study import STUDY_FILES
+from keras_brnpa.evaluation.study import common_resolution
+from keras_brnpa.evaluation.study import verdict
+from keras_brnpa.evaluation.study import write_study
 from keras_brnpa.evaluation.stats import bootstrap_ci
 from keras_brnpa.evaluation.stats import bootstrap_means
 from keras_brnpa.evaluation.stats import paired_test
@@ -38,12 +44,16 @@ from keras_brnpa.evaluation.stats import welch_test
 __all__ = [
     "COLUMNS",
     "REPORT_FILES",
+    "STUDY_FILES",
     "ExplanationReport",
     "bootstrap_ci",
     "bootstrap_means",
+    "common_resolution",
     "compare_explanations",
     "degenerate_maps",
     "paired_test",
     "stratified_sample",
+    "verdict",
     "welch_test",
+    "write_study",
 ]

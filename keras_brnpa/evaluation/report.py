@@ -117,6 +117,13 @@ class ExplanationReport:
     ['ci95', 'difference', 'n', 'p_value', 'test']
     """
 
+    DIFFERENCES_TEXT = (
+        "For each metric, each row minus the best row (in the metric's direction), its 95 % "
+        "bootstrap interval, and the p-value of the paired Wilcoxon signed-rank test on the "
+        "per-image values (small p: the difference is unlikely to be chance on these images; "
+        "it says nothing about other images, and many tests make some small p by chance)."
+    )
+
     def __init__(self, rows, maps, curves, images, labels, masks, class_names, settings,
                  per_image=None, source=None):
         self.rows = rows
@@ -295,6 +302,9 @@ class ExplanationReport:
                     cells.append("best")
                 else:
                     result = self.compare(row["method"], best[key], key)
+                    if not result["n"]:
+                        cells.append("n/a (no image with both values)")
+                        continue
                     low, high = result["ci95"]
                     cells.append(
                         f"{result['difference']:+.3f} [{_fmt(low)}, {_fmt(high)}], "
@@ -491,29 +501,29 @@ class ExplanationReport:
             "Columns:",
             "",
         ]
-        columns = (["n"] if any("n" in row for row in self.rows) else []) + self._columns()
-        if any(row.get("degenerate") for row in self.rows):
-            columns.append("degenerate")
-        for key in columns:
-            label = COLUMNS[key][0] if key in COLUMNS else ("degenerate maps" if key ==
-                                                              "degenerate" else key)
-            lines.append(f"- {label}: {DESCRIPTIONS[key]}")
+        lines += self.column_lines()
         differences = self.differences_markdown()
         if differences:
             lines += [
                 "",
                 "## Differences from the best row",
                 "",
-                "For each metric, each row minus the best row (in the metric's direction), "
-                "its 95 % bootstrap interval, and the p-value of the paired Wilcoxon "
-                "signed-rank test on the per-image values (small p: the difference is unlikely "
-                "to be chance on these images; it says nothing about other images).",
+                self.DIFFERENCES_TEXT,
                 "",
                 differences,
             ]
         lines += ["", "![explanations](gallery.png)", "",
                   "![deletion and insertion curves](curves.png)", ""]
         return "\n".join(lines)
+
+    def column_lines(self):
+        """One Markdown bullet per column of the table: what it is, its direction."""
+        columns = (["n"] if any("n" in row for row in self.rows) else []) + self._columns()
+        if any(row.get("degenerate") for row in self.rows):
+            columns.append("degenerate")
+        names = {"n": "n", "degenerate": "degenerate maps"}
+        return [f"- {COLUMNS[key][0] if key in COLUMNS else names[key]}: {DESCRIPTIONS[key]}"
+                for key in columns]
 
     def source_markdown(self, n=None):
         """Lines naming the evaluated images: their number, split and files."""
