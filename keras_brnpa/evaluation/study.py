@@ -20,6 +20,12 @@ STUDY_FILES = ("report.md", "metrics.json", "gallery_explanations.png", "deletio
                "gallery_attention.png")
 
 
+def _finite_mean(values):
+    values = np.asarray(values, "float64")
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def verdict(report, ours, baseline, metrics=None, alpha=0.05):
     """A sentence saying where row ``ours`` wins or loses against ``baseline``.
 
@@ -51,14 +57,16 @@ def verdict(report, ours, baseline, metrics=None, alpha=0.05):
     """
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise invalid("alpha", alpha, "a number in (0, 1)")
-    a_values = report.per_image.get(report._row(ours, "ours")["method"], {})
-    b_values = report.per_image.get(report._row(baseline, "baseline")["method"], {})
+    a_row, b_row = report._row(ours, "ours"), report._row(baseline, "baseline")
+    a_values = report.per_image.get(a_row["method"], {})
+    b_values = report.per_image.get(b_row["method"], {})
     keys = [key for key in COLUMNS if key in a_values and key in b_values] if metrics is None \
         else list(metrics)
     groups = {1: [], -1: [], 0: []}
     for key in keys:
         result = report.compare(ours, baseline, key)
-        a, b = np.nanmean(a_values[key]), np.nanmean(b_values[key])
+        a, b = (row.get(key, _finite_mean(values[key]))
+                for row, values in ((a_row, a_values), (b_row, b_values)))
         label, higher = COLUMNS[key]
         sign = 0
         p = result["p_value"]
