@@ -13,7 +13,7 @@ from keras_brnpa.evaluation import stats
 from keras_brnpa.evaluation.report import COLUMNS
 from keras_brnpa.evaluation.report import _fmt
 from keras_brnpa.evaluation.report import _fmt_interval
-from keras_brnpa.layers._validation import invalid
+from keras_brnpa._checks import invalid
 
 #: The files ``write_study`` writes.
 STUDY_FILES = ("report.md", "metrics.json", "gallery_explanations.png", "deletion_curves.png",
