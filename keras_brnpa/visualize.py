@@ -276,7 +276,8 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
     Each method's curve is drawn against the perturbed fraction
     ``t / steps`` in ``[0, 1]`` and labelled with its mean area under the
     curve (the trapezoid rule, as ``keras_brnpa.metrics`` computes DAUC and
-    IAUC).
+    IAUC). With several images per method a shaded band shows the mean
+    plus or minus one standard deviation; a legend line says so.
 
     Args:
         path: output file ending in ``.png``.
@@ -310,9 +311,12 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
         panels[panel] = {str(name): _as_curves(name, c) for name, c in methods.items()}
     path = _check_path(path)
 
+    from matplotlib.patches import Patch
+
     figure = _figure(5.0 * len(panels), 4.0, 100)
     for i, (panel, methods) in enumerate(panels.items()):
         axis = figure.add_subplot(1, len(panels), i + 1)
+        banded = 0
         for name, curves in methods.items():
             x = np.linspace(0.0, 1.0, curves.shape[1])
             mean = curves.mean(axis=0)
@@ -322,11 +326,16 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
                 low, high = curves.min(), curves.max()  # the band stays within the data
                 axis.fill_between(x, np.clip(mean - std, low, high), np.clip(mean + std, low, high),
                                   color=line.get_color(), alpha=0.15)
+                banded = max(banded, len(curves))
         axis.set_xlim(0.0, 1.0)
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        handles, _ = axis.get_legend_handles_labels()
+        if banded:  # say what the shaded bands are
+            handles.append(Patch(color="grey", alpha=0.3,
+                                 label=f"band: mean +- 1 std over the images (n={banded})"))
+        axis.legend(handles=handles, fontsize=8)
         if panel is not None:
             axis.set_title(str(panel))
     if title:
@@ -429,13 +438,17 @@ def save_retrieval_gallery(path, queries, results, query_maps=None, result_maps=
 
 
 def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cmap="jet",
-                     part_labels=None):
+                     part_labels=None, quantity=None):
     """Write one explanation picture: the image beside its overlay, with a key.
 
     The picture keeps the image's aspect ratio and is at least ``min_side``
     pixels on its long side (small images are enlarged, pixels kept
-    sharp). A single map gets a colour bar (its values, low to high); part
-    maps ``(h, w, P)`` get a legend of the part colours (``PART_COLORS``).
+    sharp). A single map is drawn normalised to [0, 1] (its minimum to its
+    maximum, as ``overlay`` does) and gets a colour bar from 0 to 1
+    labelled with the quantity and the map's raw range, so that maps of
+    methods with different scales (Score-CAM's hundreds, RISE's
+    probabilities near 1) read alike; part maps ``(h, w, P)`` get a legend
+    of the part colours (``PART_COLORS``) titled the same way.
 
     Args:
         path: output file ending in ``.png``.
@@ -446,6 +459,9 @@ def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cma
         min_side: int, the least number of pixels of the long side.
         alpha, cmap: as for ``overlay``.
         part_labels: optional names of the parts (default ``part 1``, ...).
+        quantity: optional name of what the map measures (e.g.
+            ``"Grad-CAM saliency"``); default ``"saliency"`` (``"attention"``
+            for part maps).
 
     Returns:
         ``path``.
@@ -478,7 +494,7 @@ def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cma
     scale = max(1.0, min_side / max(height, width))
     dpi = 100
     panel_w, panel_h = width * scale / dpi, height * scale / dpi
-    key_h, title_h = 0.55, (0.45 if title else 0.1)
+    key_h, title_h = 0.8, (0.45 if title else 0.1)
     figure = _figure(2 * panel_w + 0.1, panel_h + key_h + title_h, dpi)
     total_h = panel_h + key_h + title_h
     bottom = key_h / total_h
@@ -490,10 +506,16 @@ def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cma
     if title:
         figure.text(0.5, 1 - 0.5 * title_h / total_h, str(title), ha="center", va="center",
                     fontsize=12)
-    key = figure.add_axes([0.1, 0.45 * key_h / total_h, 0.8, 0.3 * key_h / total_h])
+    key = figure.add_axes([0.1, 0.55 * key_h / total_h, 0.8, 0.2 * key_h / total_h])
+    if quantity is not None and not isinstance(quantity, str):
+        raise invalid("quantity", quantity, "None or a string")
+    quantity = quantity or ("saliency" if maps.ndim == 2 else "attention")
+    label = (f"{quantity}, normalised to [0, 1] (raw range {maps.min():.3g} to "
+             f"{maps.max():.3g})")
     if maps.ndim == 2:
-        ColorbarBase(key, cmap=matplotlib.colormaps[cmap], norm=Normalize(maps.min(), maps.max()),
-                     orientation="horizontal")
+        bar = ColorbarBase(key, cmap=matplotlib.colormaps[cmap], norm=Normalize(0.0, 1.0),
+                           orientation="horizontal")
+        bar.set_label(label, fontsize=9)
         key.tick_params(labelsize=8)
     else:
         parts = maps.shape[-1]
@@ -502,7 +524,8 @@ def save_explanation(path, image, maps, title=None, min_side=512, alpha=0.6, cma
         key.set_axis_off()
         key.legend(handles=[Patch(color=PART_COLORS[k % len(PART_COLORS)], label=labels[k])
                             for k in range(parts)],
-                   loc="center", ncol=min(parts, 8), frameon=False, fontsize=9)
+                   loc="center", ncol=min(parts, 8), frameon=False, fontsize=9,
+                   title=label + "; colour: the strongest part", title_fontsize=9)
     figure.savefig(path, dpi=dpi, format="png")
     return path
 

@@ -552,3 +552,36 @@ def test_progress_is_a_bar_on_a_terminal_and_ten_lines_in_a_log(monkeypatch, cap
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("%")[0] for line in lines] == [str(p) for p in range(10, 101, 10)]
     assert "val_loss" in lines[4] and "val_loss" in lines[9] and "epoch 2/2 done" in lines[9]
+
+
+def test_oversized_model_files_are_refused_before_loading(tutorial_model, tmp_path, capsys):
+    import zipfile
+
+    _, path, _ = tutorial_model
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        members = {name: archive.read(name) for name in archive.namelist()}
+
+    def rewrite(name, config_bytes):
+        target = tmp_path / name
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member, data in members.items():
+                archive.writestr(member, config_bytes if member == "config.json" else data)
+        return str(target)
+
+    # A declared 100000x100000 input: refused from the config, no memory taken.
+    text = json.dumps(config).replace("[null, 32, 32, 3]", "[null, 100000, 100000, 3]")
+    assert "100000" in text
+    huge_input = rewrite("huge_input.keras", text.encode())
+    code, _, err = _run(["evaluate", "--model", huge_input], capsys)
+    assert code == cli.EXIT_ERROR
+    line = _one_error_line(err)
+    assert "(100000, 100000, 3)" in line and "30,000,000,000 values" in line
+    # A config that inflates past the cap (padding spaces compress to almost nothing).
+    from keras_brnpa.cli import _common
+
+    padded = json.dumps(config).encode() + b" " * (_common.MAX_CONFIG_BYTES + 1)
+    bomb = rewrite("bomb.keras", padded)
+    assert os.path.getsize(bomb) < 2**20
+    code, _, err = _run(["evaluate", "--model", bomb], capsys)
+    assert code == cli.EXIT_ERROR and "larger than 64 MiB" in _one_error_line(err)

@@ -106,3 +106,39 @@ def test_bad_arguments_raise_value_errors_naming_them(tmp_path):
         with pytest.raises(ValueError, match=f"argument {name}\\b.*Received: {name}="):
             call()
     assert not list(tmp_path.iterdir())  # nothing written on error
+
+
+def test_explanation_colour_bar_is_labelled_and_normalised(tmp_path, monkeypatch):
+    """The key reads 0..1 whatever the map's scale, with the quantity and raw range."""
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **k: saved.append(self))
+    image = np.zeros((16, 16, 3), "float32")
+    maps = np.linspace(250.0, 500.0, 16).reshape(4, 4)  # Score-CAM's scale
+    visualize.save_explanation(str(tmp_path / "a.png"), image, maps,
+                                           quantity="Score-CAM saliency")
+    key = saved[-1].axes[-1]
+    assert key.get_xlabel() == ("Score-CAM saliency, normalised to [0, 1] (raw range 250 to "
+                                "500)")
+    assert key.get_xlim() == (0.0, 1.0)
+    parts = np.random.default_rng(0).random((4, 4, 3))
+    visualize.save_explanation(str(tmp_path / "b.png"), image, parts)
+    title = saved[-1].axes[-1].get_legend().get_title().get_text()
+    assert title.startswith("attention, normalised to [0, 1] (raw range")
+
+
+def test_curves_legend_explains_the_bands(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **k: saved.append(self))
+    curves = {"a": np.random.default_rng(0).random((5, 4)), "b": np.ones(4)}
+    visualize.plot_curves(str(tmp_path / "c.png"), curves)
+    labels = [t.get_text() for t in saved[-1].axes[0].get_legend().get_texts()]
+    assert labels[-1] == "band: mean +- 1 std over the images (n=5)"
+    visualize.plot_curves(str(tmp_path / "d.png"), {"b": np.ones(4)})
+    labels = [t.get_text() for t in saved[-1].axes[0].get_legend().get_texts()]
+    assert not any("band" in label for label in labels)

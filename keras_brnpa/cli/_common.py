@@ -260,10 +260,69 @@ def load_model(path, option="--model"):
             f"{option}: {path} is not a valid .keras file (a .keras model is a zip archive; "
             "this file is truncated, corrupt or of another format)"
         )
+    _check_model_size(path, option)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as error:  # zip, h5, json and deserialisation errors
         raise CLIError(f"{option}: {path} is not a valid .keras file: {first_line(error)}") from None
+
+
+#: The largest ``config.json`` of a ``.keras`` file that is read (uncompressed).
+MAX_CONFIG_BYTES = 64 * 2**20
+#: The most values one input image of a loaded model may declare
+#: (``H * W * C``: 8192 x 8192 x 4 at most, 1 GiB in float32).
+MAX_INPUT_VALUES = 2**28
+
+
+def _declared_inputs(node):
+    """Every ``batch_shape`` (or ``batch_input_shape``) list in a model config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("batch_shape", "batch_input_shape") and isinstance(value, list):
+                yield value
+            else:
+                yield from _declared_inputs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _declared_inputs(value)
+
+
+def _check_model_size(path, option):
+    """Refuse, before deserialising, a config too large to read or a huge input.
+
+    A ``.keras`` whose ``config.json`` inflates to gigabytes would be read
+    for minutes; a model declaring a 100000x100000 input would only fail
+    with an out-of-memory error.
+    """
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with archive.open("config.json") as f:
+                text = f.read(MAX_CONFIG_BYTES + 1)
+    except KeyError:
+        raise CLIError(f"{option}: {path} is not a valid .keras file (no config.json inside)"
+                       ) from None
+    except (OSError, zipfile.BadZipFile, RuntimeError) as error:
+        raise CLIError(f"{option}: {path} is not a valid .keras file: {first_line(error)}"
+                       ) from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise CLIError(f"{option}: {path}: its config.json is larger than "
+                       f"{MAX_CONFIG_BYTES // 2**20} MiB uncompressed; not loaded (a Keras "
+                       "model's config is a few hundred KiB)")
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise CLIError(f"{option}: {path} is not a valid .keras file: config.json: "
+                       f"{first_line(error)}") from None
+    for shape in _declared_inputs(config):
+        dims = [d for d in shape[1:] if isinstance(d, int)]
+        values = math.prod(dims) if dims else 0
+        if values > MAX_INPUT_VALUES:
+            raise CLIError(f"{option}: {path} declares an input of shape "
+                           f"{tuple(shape[1:])}: {values:,} values per image, more than the "
+                           f"{MAX_INPUT_VALUES:,} this command accepts; not loaded")
 
 
 def model_image_size(model, fallback=None):

@@ -16,6 +16,11 @@ TITLES = {"brnpa": "BR-NPA", "attention": "BR-NPA parts", "feature_norm": "featu
           "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM",
           "eigencam": "Eigen-CAM", "ablationcam": "Ablation-CAM", "rise": "RISE"}
 
+#: What each method's map measures (the colour bar's label).
+QUANTITIES = {"brnpa": "BR-NPA: attention of part 1 x feature norm",
+              "attention": "BR-NPA part attention",
+              "feature_norm": "feature norm"}
+
 
 def add_parser(commands):
     parser = commands.add_parser(
@@ -156,7 +161,8 @@ def run(args, callbacks=()):
                 target = targets[(path, method)]
                 visualize.save_explanation(
                     target, original, maps[method],
-                    title=f"{name} (p={probabilities[label]:.2f}) - {TITLES.get(method, method)}")
+                    title=f"{name} (p={probabilities[label]:.2f}) - {TITLES.get(method, method)}",
+                    quantity=QUANTITIES.get(method, f"{TITLES.get(method, method)} saliency"))
                 entry["outputs"][method] = target
             entries.append(entry)
             update(count)
