@@ -198,6 +198,17 @@ def _score_chunk(row, model, x, masks, steps, batch_size, seed, layer_name, from
     row.seconds += time.time() - tick
 
 
+class _Counter:
+    """``add(k)`` over an ``update(done)`` progress callable."""
+
+    def __init__(self, update):
+        self.update, self.done = update, 0
+
+    def add(self, k):
+        self.done += k
+        self.update(self.done)
+
+
 def compare_explanations(
     models,
     images,
@@ -344,8 +355,12 @@ def compare_explanations(
     plan = [_Row(*entry) for entry in _plan(models, methods, options)]
 
     progress = None
-    if verbose:
-        progress = keras.utils.Progbar(None if n is None else n * len(plan), unit_name="map")
+    if verbose and n is None:
+        progress = keras.utils.Progbar(None, unit_name="map")
+    elif verbose:  # a live bar on a terminal, one line per 10 % in a log file
+        from keras_brnpa._progress import progress as show
+
+        progress = _Counter(show(n * len(plan), unit="map"))
     done = 0
     kept_images, kept_masks, all_labels, correct = [], [], [], {name: [] for name in models}
     has_masks = has_labels = None
