@@ -131,14 +131,65 @@ def conv_backbone(size, filters=(16, 32, 64), name="backbone"):
     return keras.Sequential(layers, name=name)
 
 
-def classifier(backbone, size, num_classes=10, head="brnpa", **kwargs):
-    """``build_classifier`` on ``size`` px images; ``backbone="conv"``: ``conv_backbone``."""
+#: keras.applications constructors by ResNet name: the ResNets of the
+#: benchmarks where keras-cv does not import (it needs TensorFlow).
+APPLICATIONS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152"}
+
+
+def keras_cv_available():
+    """Whether keras-cv imports (it needs TensorFlow, whatever the backend)."""
+    try:
+        import keras_cv  # noqa: F401
+    except Exception:  # ImportError, or keras-cv's own check for TensorFlow
+        return False
+    return True
+
+
+def backbone_source(source="auto"):
+    """``"keras_cv"`` or ``"applications"``: where ``classifier``'s ResNets come from.
+
+    ``"auto"``: keras-cv (``build_backbone``) when it imports, else
+    ``keras.applications`` (a machine with JAX or torch and no TensorFlow).
+    """
+    if source == "auto":
+        return "keras_cv" if keras_cv_available() else "applications"
+    if source not in ("keras_cv", "applications"):
+        raise ValueError(
+            "Invalid value for argument source. Expected 'auto', 'keras_cv' or "
+            f"'applications'. Received: source={source!r}"
+        )
+    return source
+
+
+def classifier(backbone, size, num_classes=10, head="brnpa", resolution="low",
+               source="auto", **kwargs):
+    """``build_classifier`` on ``size`` px images.
+
+    ``backbone="conv"``: ``conv_backbone``. A ResNet name: keras-cv's
+    (``build_backbone``), or with ``source="applications"`` (``"auto"``
+    where keras-cv is missing) ``keras.applications``' ResNet50/101/152 (the
+    same network with biases in its convolutions), made high resolution by
+    ``keras_brnpa.models.to_high_resolution``.
+    """
     import keras_brnpa
 
+    shape = (size, size, 3)
     if backbone == "conv":
         backbone = conv_backbone(size)
+    elif backbone_source(source) == "applications":
+        if backbone not in APPLICATIONS:
+            raise ValueError(
+                f"Invalid value for argument backbone. Without keras-cv (it needs "
+                f"TensorFlow), expected 'conv' or one of {sorted(APPLICATIONS)} "
+                f"(keras.applications). Received: backbone={backbone!r}"
+            )
+        constructor = getattr(keras.applications, APPLICATIONS[backbone])
+        backbone = constructor(include_top=False, weights=None, input_shape=shape)
+        if resolution == "high":
+            backbone = keras_brnpa.models.to_high_resolution(backbone)
     return keras_brnpa.models.build_classifier(
-        num_classes, backbone=backbone, head=head, input_shape=(size, size, 3), **kwargs
+        num_classes, backbone=backbone, head=head, input_shape=shape,
+        resolution=resolution, **kwargs
     )
 
 

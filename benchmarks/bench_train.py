@@ -44,7 +44,9 @@ import subprocess
 import sys
 
 from _common import BACKEND
-from _common import conv_backbone
+from _common import backbone_source
+from _common import classifier
+from _common import keras_cv_available
 from _common import device_name
 from _common import header
 from _common import print_table as markdown_table
@@ -54,26 +56,12 @@ from _common import timed
 import keras
 import numpy as np
 
-import keras_brnpa
 from keras_brnpa.models import RESNET_CONFIGS
 from keras_brnpa.models import RESOLUTION_STRIDES
 
 N_PARTS = 3
 NUM_CLASSES = 10
 REFERENCE = "PyTorch eager reference"
-#: keras.applications constructors by ResNet name (the fallback without keras-cv).
-APPLICATIONS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152"}
-
-
-def keras_cv_available():
-    """Whether keras-cv imports (it needs TensorFlow, whatever the backend)."""
-    try:
-        import keras_cv  # noqa: F401
-    except Exception:  # ImportError, or keras-cv's own check for TensorFlow
-        return False
-    return True
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny ResNet, 64 px (seconds)")
@@ -128,38 +116,16 @@ def parse_args(argv=None):
         else:
             args.jit = ["off", "on"]
     args.precisions = args.precisions or ["float32", mixed]
-    if args.source == "auto":
-        args.source = "keras_cv" if keras_cv_available() else "applications"
+    args.source = backbone_source(args.source)
     return args
 
 
 # ------------------------------------------------------------------- Keras
-def keras_backbone(args, resolution):
-    """The Keras ResNet of ``args.backbone`` at ``resolution``, from ``args.source``."""
-    shape = (args.size, args.size, 3)
-    if args.backbone == "conv":
-        model = conv_backbone(args.size)
-    elif args.source == "keras_cv":
-        return keras_brnpa.models.build_backbone(
-            args.backbone, resolution=resolution, input_shape=shape)
-    elif args.backbone in APPLICATIONS:
-        constructor = getattr(keras.applications, APPLICATIONS[args.backbone])
-        model = constructor(include_top=False, weights=None, input_shape=shape)
-    else:
-        raise ValueError(
-            f"Invalid value for argument --backbone. Without keras-cv, expected one of "
-            f"{sorted(APPLICATIONS) + ['conv']} (keras.applications). Received: {args.backbone}"
-        )
-    return keras_brnpa.models.to_high_resolution(model) if resolution == "high" else model
-
-
 def keras_step_time(args, resolution, jit, policy, images, labels):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = keras_brnpa.models.build_classifier(
-            NUM_CLASSES, backbone=keras_backbone(args, resolution), head="brnpa",
-            n_parts=N_PARTS, input_shape=(args.size, args.size, 3),
-        )
+        model = classifier(args.backbone, args.size, NUM_CLASSES, n_parts=N_PARTS,
+                           resolution=resolution, source=args.source)
         # Under mixed_float16, compile() wraps the optimizer in a
         # LossScaleOptimizer (Keras's counterpart of torch's GradScaler).
         model.compile(

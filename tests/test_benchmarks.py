@@ -254,3 +254,35 @@ def test_bench_peers_quick():
             assert float(row[6]) > 0.99  # correlation of the normalised maps
             if row[0] == "grad_cam":
                 assert float(row[5]) < 1e-3
+
+
+def test_gpu_check_allow_cpu_quick(tmp_path):
+    """benchmarks/gpu_check.sh end to end on the CPU (ALLOW_CPU=1, QUICK=1).
+
+    Run once per suite, under the torch backend (the script sets
+    KERAS_BACKEND itself for each backend of BACKENDS).
+    """
+    if BACKEND != "torch":
+        pytest.skip("runs once per suite, under the torch backend")
+    pytest.importorskip("torch")
+    env = dict(os.environ, ALLOW_CPU="1", QUICK="1", BACKENDS="torch", PYTHON=sys.executable,
+               OUT_DIR=str(tmp_path), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--- torch: no GPU visible to torch, running on CPU anyway (ALLOW_CPU=1)" in proc.stdout
+    rows = table(proc.stdout, "| backend")
+    assert [(r[0], r[1]) for r in rows] == [
+        ("torch", "bench_train (jit_compile=off)"),
+        ("torch", "bench_explain (explain/forward)"),
+        ("torch", "tests/test_brnpa_attention.py"),
+    ]
+    assert all(r[2].startswith("ok, ") for r in rows), rows
+    assert "Keras (torch)" in rows[0][3]
+    assert re.search(r"explain\.grad_cam [0-9.]+x", rows[1][3])
+    assert re.search(r"\d+ passed", rows[2][3]) and "failed" not in rows[2][3]
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.splitlines()[1] == "| backend | check | result | detail |"
+    assert {"torch_train.log", "torch_explain.log", "torch_tests.log"} <= {
+        p.name for p in tmp_path.iterdir()}
