@@ -10,6 +10,8 @@
   several cameras, split into train / query / gallery like Market-1501;
   ``market1501`` reads the real benchmark; ``IdentityBalancedDataset``
   draws P identities x K images per batch (triplet loss).
+- ``synthetic_clutter``: a harder task, 10 classes of small digits among
+  clutter (glyph fragments, strokes) at 64 px, with the digits' masks.
 - ``synthetic_fewshot``: disjoint meta-train / meta-test classes of the
   parts data.
 - ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
@@ -42,6 +44,8 @@ from keras_brnpa.datasets.synthetic import class_names  # noqa: F401
 from keras_brnpa.datasets.synthetic import class_table
 from keras_brnpa.datasets.synthetic import part_styles
 from keras_brnpa.datasets.synthetic import synthetic_parts
+from keras_brnpa.datasets.synthetic_clutter import DIGIT_GLYPHS
+from keras_brnpa.datasets.synthetic_clutter import synthetic_clutter
 from keras_brnpa.datasets.synthetic_fewshot import synthetic_fewshot
 from keras_brnpa.datasets.synthetic_reid import REID_PART_NAMES
 from keras_brnpa.datasets.synthetic_reid import synthetic_reid
@@ -52,6 +56,7 @@ from keras_brnpa.datasets.tfds_loaders import preprocess
 
 __all__ = [
     "ArrayDataset",
+    "DIGIT_GLYPHS",
     "IdentityBalancedDataset",
     "MARKET1501_FOLDERS",
     "IMAGE_FORMATS",
@@ -73,6 +78,7 @@ __all__ = [
     "part_styles",
     "preprocess",
     "preprocessing_layers",
+    "synthetic_clutter",
     "synthetic_parts",
     "synthetic_fewshot",
     "synthetic_parts_dataset",
