@@ -19,11 +19,14 @@ def add_parser(commands):
     _options.add_data_options(parser, image_size=None)
     _options.add_training_options(parser, epochs=2)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
-    parser.add_argument("--temperature", type=_common.positive_float, default=1.0,
-                        help="softmax temperature of the distillation loss (the measured "
-                        "recipe, docs/distillation.md)")
-    parser.add_argument("--alpha", type=_common.unit_float, default=0.1,
-                        help="weight of the distillation term (1 - alpha: the labels)")
+    # Defaults: keras_brnpa.distillation.RECIPE_DEFAULTS, read in run() (importing
+    # keras_brnpa.distillation here would import a backend for --help).
+    parser.add_argument("--temperature", type=_common.positive_float, default=None,
+                        help="softmax temperature of the distillation loss (default: the "
+                        "measured recipe, distillation.RECIPE_DEFAULTS, docs/distillation.md)")
+    parser.add_argument("--alpha", type=_common.unit_float, default=None,
+                        help="weight of the distillation term, 1 - alpha: the labels "
+                        "(default: distillation.RECIPE_DEFAULTS)")
     parser.add_argument("--output", default=os.path.join("runs", "distill"), help="run folder")
     parser.set_defaults(run=run)
 
@@ -42,6 +45,17 @@ def run(args, callbacks=()):
         raise UsageError(f"--image-size {args.image_size}: the teacher takes "
                          f"{teacher_size[0]}x{teacher_size[1]} images; use --image-size "
                          f"{teacher_size[0]} (the default: the teacher's size)")
+    recipe = keras_brnpa.distillation.RECIPE_DEFAULTS
+    if args.temperature is None:
+        args.temperature = recipe["temperature"]
+    if args.alpha is None:
+        args.alpha = recipe["alpha"]
+    # Without --optimizer: the recipe's Adam with a cosine decay (from
+    # --learning-rate if given) over the run's steps, as distill() does.
+    use_recipe_optimizer = args.optimizer is None
+    if use_recipe_optimizer:
+        args.optimizer = recipe["optimizer"]
+        args.learning_rate = args.learning_rate or recipe["learning_rate"]
     _training.resolve_optimizer(args, pretrained=True)
     keras.utils.set_random_seed(args.seed)
     train, val, class_names = _data.load_training_data(args)
@@ -68,8 +82,13 @@ def run(args, callbacks=()):
             say(("resuming" if resumed else "starting") + f" distillation in {args.output}",
                 args.quiet)
             _training.sync_batch_norm(student, replicas)
+            if use_recipe_optimizer:
+                optimizer = keras_brnpa.distillation.recipe_optimizer(
+                    args.epochs * len(train), args.learning_rate)
+            else:
+                optimizer = _training.optimizer(args.optimizer, args.learning_rate, True)
             distiller.compile(
-                optimizer=_training.optimizer(args.optimizer, args.learning_rate, True),
+                optimizer=optimizer,
                 loss=_training.loss(), metrics=["accuracy"], **_training.compile_mode(args))
             _, final = _training.fit_and_save(
                 distiller, train, val, args.epochs, args.output, callbacks,

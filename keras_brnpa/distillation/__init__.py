@@ -10,8 +10,11 @@ of the ordinary (low-resolution) model:
 - ``build_high_resolution_student``: the teacher's stride-1 twin, starting
   from the teacher's weights (``init="teacher"``), the backbone's original
   ImageNet weights (``"backbone"``, the authors' choice) or random ones;
-- ``distill``: the whole recipe, with the paper's optimiser;
-- ``PAPER_DEFAULTS``: the authors' setup and searched ranges.
+- ``distill``: the whole recipe, with the measured defaults
+  (``RECIPE_DEFAULTS``: T = 1, alpha = 0.1, ``recipe_optimizer``: Adam with
+  a cosine decay from 1e-3), which ``brnpa distill`` uses too;
+- ``PAPER_DEFAULTS``: the authors' setup and searched ranges
+  (``paper_optimizer``: their SGD).
 """
 
 from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
@@ -19,10 +22,12 @@ from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
 from keras_brnpa.distillation.distiller import Distiller
 from keras_brnpa.distillation.recipe import IMAGENET_PRESETS
 from keras_brnpa.distillation.recipe import PAPER_DEFAULTS
+from keras_brnpa.distillation.recipe import RECIPE_DEFAULTS
 from keras_brnpa.distillation.recipe import STUDENT_INITS
 from keras_brnpa.distillation.recipe import build_high_resolution_student
 from keras_brnpa.distillation.recipe import distill
 from keras_brnpa.distillation.recipe import paper_optimizer
+from keras_brnpa.distillation.recipe import recipe_optimizer
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -30,8 +35,10 @@ __all__ = [
     "Distiller",
     "IMAGENET_PRESETS",
     "PAPER_DEFAULTS",
+    "RECIPE_DEFAULTS",
     "STUDENT_INITS",
     "build_high_resolution_student",
     "distill",
     "paper_optimizer",
+    "recipe_optimizer",
 ]

@@ -4,8 +4,6 @@ import os
 
 import keras
 
-from keras_brnpa.distillation.distiller import DEFAULT_ALPHA
-from keras_brnpa.distillation.distiller import DEFAULT_TEMPERATURE
 from keras_brnpa.distillation.distiller import Distiller
 from keras_brnpa._checks import check_choice
 from keras_brnpa._checks import check_positive_int
@@ -20,7 +18,7 @@ from keras_brnpa.models.backbones import to_high_resolution
 #: and alpha were searched per run with Optuna over the ranges below; no
 #: single value is published, hence the defaults of ``Distiller``
 #: (``temperature=4.0``, ``alpha=0.5``, a common starting point inside
-#: these ranges).
+#: these ranges); ``distill`` uses the measured ``RECIPE_DEFAULTS``.
 PAPER_DEFAULTS = {
     "dataset": "caltech_birds2011",
     "backbone": "resnet50",
@@ -47,6 +45,73 @@ PAPER_DEFAULTS = {
         "build_high_resolution_student(teacher, init='backbone')"
     ),
 }
+
+
+#: The recipe measured on the embedded data (docs/distillation.md, "Which
+#: recipe"): the defaults of ``distill`` and of ``brnpa distill``. T = 1 and
+#: alpha = 0.1 (mostly the labels, a little of the teacher), Adam with a
+#: cosine decay of the learning rate from 1e-3 to 0 over the distillation's
+#: steps (``recipe_optimizer``), the student starting from the teacher's
+#: weights. ``PAPER_DEFAULTS`` keeps the authors' setup (SGD 1e-3, momentum
+#: 0.9: ``paper_optimizer``; T and alpha searched).
+RECIPE_DEFAULTS = {
+    "temperature": 1.0,
+    "alpha": 0.1,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "schedule": "cosine decay to 0 over the training steps",
+    "student_initialisation": "teacher",
+}
+
+
+def recipe_optimizer(decay_steps, learning_rate=None):
+    """A new instance of the measured recipe's optimiser.
+
+    Adam with ``keras.optimizers.schedules.CosineDecay`` from
+    ``RECIPE_DEFAULTS["learning_rate"]`` (1e-3) to 0 over ``decay_steps``
+    (the number of training steps: epochs x steps per epoch).
+
+    Args:
+        decay_steps: int >= 1.
+        learning_rate: optional float > 0, the initial learning rate
+            (default ``RECIPE_DEFAULTS["learning_rate"]``).
+
+    Returns:
+        A ``keras.optimizers.Adam``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> opt = keras_brnpa.distillation.recipe_optimizer(100)
+    >>> type(opt).__name__, float(opt.learning_rate)
+    ('Adam', 0.001)
+    """
+    decay_steps = check_positive_int("decay_steps", decay_steps)
+    if learning_rate is None:
+        learning_rate = RECIPE_DEFAULTS["learning_rate"]
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise invalid("learning_rate", learning_rate, "a float > 0")
+    schedule = keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps)
+    return keras.optimizers.Adam(schedule)
+
+
+def _steps_per_epoch(x, y, fit_kwargs):
+    """The steps of one epoch of ``fit(x, y, **fit_kwargs)``, or ``None``."""
+    if fit_kwargs.get("steps_per_epoch"):
+        return int(fit_kwargs["steps_per_epoch"])
+    if y is not None or hasattr(x, "shape"):  # arrays
+        n = len(x)
+        return max(1, -(-n // int(fit_kwargs.get("batch_size") or 32)))
+    if isinstance(x, keras.utils.PyDataset) or hasattr(x, "__len__"):
+        try:
+            return max(1, len(x))
+        except TypeError:
+            return None
+    cardinality = getattr(x, "cardinality", None)  # tf.data
+    if callable(cardinality):
+        value = int(cardinality())
+        return value if value > 0 else None
+    return None
 
 
 def paper_optimizer():
@@ -303,8 +368,8 @@ def distill(
     epochs=1,
     validation_data=None,
     student=None,
-    temperature=DEFAULT_TEMPERATURE,
-    alpha=DEFAULT_ALPHA,
+    temperature=RECIPE_DEFAULTS["temperature"],
+    alpha=RECIPE_DEFAULTS["alpha"],
     optimizer=None,
     loss=None,
     metrics=("accuracy",),
@@ -317,10 +382,15 @@ def distill(
 ):
     """Distill a trained low-resolution teacher into its high-resolution twin.
 
-    The paper's recipe: build the student with
-    ``build_high_resolution_student`` (unless ``student`` is given), wrap
-    both in a ``Distiller`` and ``fit`` it, with the paper's optimiser (SGD,
-    learning rate 1e-3, momentum 0.9) unless ``optimizer`` is given. The
+    Build the student with ``build_high_resolution_student`` (unless
+    ``student`` is given: by default from the teacher's weights), wrap both
+    in a ``Distiller`` and ``fit`` it. The defaults are the recipe measured
+    on the embedded data (``RECIPE_DEFAULTS``, docs/distillation.md):
+    ``temperature=1``, ``alpha=0.1`` and, unless ``optimizer`` is given,
+    Adam with a cosine decay from 1e-3 to 0 over the ``epochs`` x steps per
+    epoch (``recipe_optimizer``). The paper's own values: pass
+    ``optimizer=paper_optimizer()`` (SGD 1e-3, momentum 0.9) and search
+    ``temperature`` and ``alpha`` over ``PAPER_DEFAULTS``' ranges. The
     paper's augmentation (resize 512, random crop 448, flip, colour jitter)
     belongs to ``train_data``: ``keras_brnpa.datasets.load_tfds`` applies
     it. See ``PAPER_DEFAULTS`` for the whole setup and the searched ranges
@@ -339,8 +409,12 @@ def distill(
         validation_data: optional, as in ``fit``.
         student: optional student model (default: the teacher's
             high-resolution twin).
-        temperature, alpha, from_logits: see ``Distiller``.
-        optimizer: a Keras optimiser (default: SGD lr 1e-3 momentum 0.9).
+        temperature, alpha, from_logits: see ``Distiller`` (defaults:
+            ``RECIPE_DEFAULTS``, 1.0 and 0.1).
+        optimizer: a Keras optimiser (default: ``recipe_optimizer`` over
+            the run's steps; it needs the number of steps per epoch: arrays,
+            a ``PyDataset``, a finite ``tf.data.Dataset`` or
+            ``steps_per_epoch``).
         loss: the student's loss (default:
             ``SparseCategoricalCrossentropy(from_logits=from_logits)``).
         metrics: compiled metrics of the student.
@@ -380,19 +454,28 @@ def distill(
     )
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    distiller.compile(
-        optimizer=paper_optimizer() if optimizer is None else optimizer,
-        loss=loss,
-        metrics=list(metrics) if metrics else None,
-        jit_compile=jit_compile,
-        run_eagerly=run_eagerly,
-    )
     if isinstance(train_data, tuple) and len(train_data) in (2, 3):
         x, y = train_data[0], train_data[1]
         if len(train_data) == 3:
             fit_kwargs.setdefault("sample_weight", train_data[2])
     else:
         x, y = train_data, None
+    if optimizer is None:
+        steps = _steps_per_epoch(x, y, fit_kwargs)
+        if steps is None:
+            raise invalid(
+                "optimizer", None,
+                "an optimizer, or steps_per_epoch=..., for train data of unknown length "
+                "(the default optimizer decays its learning rate over epochs x steps per epoch)",
+            )
+        optimizer = recipe_optimizer(epochs * steps)
+    distiller.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=list(metrics) if metrics else None,
+        jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
+    )
     history = distiller.fit(
         x,
         y,
