@@ -83,7 +83,7 @@ def recipe_optimizer(decay_steps, learning_rate=None):
 
     >>> import keras_brnpa
     >>> opt = keras_brnpa.distillation.recipe_optimizer(100)
-    >>> type(opt).__name__, float(opt.learning_rate)
+    >>> type(opt).__name__, round(float(opt.learning_rate), 6)
     ('Adam', 0.001)
     """
     decay_steps = check_positive_int("decay_steps", decay_steps)
