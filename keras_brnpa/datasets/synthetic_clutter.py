@@ -15,10 +15,11 @@ given ``seed`` and needs no download; the glyphs do not depend on ``seed``.
 
 import numpy as np
 
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import invalid
 from keras_brnpa.datasets.synthetic import _grating
 from keras_brnpa.datasets.synthetic import _stamp
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
 
 _FONT = (
     (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),  # 0
@@ -192,8 +193,7 @@ def synthetic_clutter(num_images=1000, image_size=64, num_classes=10, seed=0,
     if (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
             or not 2 <= num_classes <= 10):
         raise invalid("num_classes", num_classes, "an integer in [2, 10]")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise invalid("seed", seed, "an integer")
+    seed = check_seed(seed)
     if (isinstance(num_distractors, bool) or not isinstance(num_distractors, (int, np.integer))
             or num_distractors < 0):
         raise invalid("num_distractors", num_distractors, "an integer >= 0")
