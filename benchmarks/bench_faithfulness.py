@@ -13,6 +13,12 @@ batch sizes recorded from the batched metric, on ready-made images: the
 forward passes alone, without building the perturbed images), batched /
 limit (target <= 1.25x), loop / batched, largest absolute difference
 between the AUCs.
+A ``road`` row (ROAD, MoRF, 9 fractions) times ``keras_brnpa.metrics.road``
+against a plain loop (per image and fraction: ``noisy_linear_impute``, then
+one eager forward pass), both with ``noise=0`` so that they give the same
+numbers (the noise costs one addition); its limit is the forward passes
+alone, so batched / limit (target <= 1.25x) also counts the imputation's
+sparse solves.
 Both sides are warmed up first (one call each), and run side by side in the
 same process, so that a shared machine's load affects both alike.
 
@@ -85,6 +91,32 @@ def _batch_sizes(model, batched, images, saliency, batch_size, common):
     return sizes
 
 
+def road_loop(model, images, saliency, fractions, noise, order="morf"):
+    """ROAD, one image and one fraction at a time, one eager forward pass each."""
+    from keras_brnpa.metrics.localization import upsample
+
+    height, width = images.shape[1:3]
+    maps = upsample(saliency, (height, width))
+    logits = keras_brnpa.models.resolve_from_logits(model, None)
+    scores = np.zeros((len(images), len(fractions)))
+    for b in range(len(images)):
+        intact = np.asarray(keras.ops.convert_to_numpy(model(images[b : b + 1], training=False)))
+        label = int(np.argmax(intact[0]))
+        flat = maps[b].reshape(-1)
+        order_ = np.argsort(-flat if order == "morf" else flat, kind="stable")
+        for k, p in enumerate(fractions):
+            removed = np.zeros(height * width, bool)
+            removed[order_[: round(p * height * width)]] = True
+            x = keras_brnpa.metrics.noisy_linear_impute(
+                images[b : b + 1], removed.reshape(height, width), noise=noise
+            )
+            out = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), "float64")[0]
+            if logits:
+                out = np.exp(out - out.max()) / np.exp(out - out.max()).sum()
+            scores[b, k] = out[label]
+    return scores.mean(axis=1)
+
+
 def _limit(model, sizes, shape):
     """Time of the compiled forward passes alone, batch sizes ``sizes``."""
     rng = np.random.default_rng(1)
@@ -101,10 +133,13 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     images = rng.normal(size=(args.images, args.size, args.size, 3)).astype("float32")
     saliency = rng.random((args.images, args.cells, args.cells))
-    common = dict(steps=args.steps)
+    steps = dict(steps=args.steps)
+    road = dict(fractions=keras_brnpa.metrics.road_metric.FRACTIONS, noise=0.0)
     methods = [
-        ("deletion_auc", keras_brnpa.metrics.deletion_auc, faithfulness.deletion_auc_loop),
-        ("insertion_auc", keras_brnpa.metrics.insertion_auc, faithfulness.insertion_auc_loop),
+        ("deletion_auc", keras_brnpa.metrics.deletion_auc, faithfulness.deletion_auc_loop, steps),
+        ("insertion_auc", keras_brnpa.metrics.insertion_auc, faithfulness.insertion_auc_loop,
+         steps),
+        ("road", keras_brnpa.metrics.road, road_loop, road),
     ]
     print(
         f"backend: {keras.config.backend()} | keras {keras.__version__} | "
@@ -123,7 +158,7 @@ def main(argv=None):
     )
     # Warm-up: compile the predict function, trace the eager path.
     model(images[:1], training=False)
-    for _, batched, _ in methods:
+    for _, batched, _, common in methods:
         batched(model, images, saliency, batch_size=args.batch_size, **common)
     if args.compiled_loop:
         model.predict_on_batch(images[:1])
@@ -134,7 +169,7 @@ def main(argv=None):
     )
     print("|---|---|---|---|---|---|---|")
     worst = 0.0
-    for name, batched, loop in methods:
+    for name, batched, loop, common in methods:
         sizes = _batch_sizes(model, batched, images, saliency, args.batch_size, common)
         t_limit = _limit(model, sizes, images.shape[1:])
         t_batched, auc_batched = timed(
@@ -147,7 +182,7 @@ def main(argv=None):
             f"| {name} | {t_loop:.4g} | {t_batched:.4g} | {t_limit:.4g} | "
             f"{t_batched / t_limit:.2f}x | {t_loop / t_batched:.1f}x | {diff:.2e} |"
         )
-        if args.compiled_loop:
+        if args.compiled_loop and name != "road":
             t_compiled, auc_compiled = timed(loop, model.predict_on_batch, images, saliency, **common)
             diff = float(np.max(np.abs(auc_batched - auc_compiled)))
             worst = max(worst, diff)

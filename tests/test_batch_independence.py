@@ -94,6 +94,10 @@ CASES = {
     "insertion_callable": lambda m, x, s, i: metrics.insertion_auc(
         m, x, s, steps=4, baseline=lambda images: images * 0.25
     ),
+    "road_morf": lambda m, x, s, i: metrics.road(m, x, s, fractions=(0.2, 0.6), noise=0.05),
+    "road_lerf": lambda m, x, s, i: metrics.road(
+        m, x, s, order="lerf", fractions=(0.3,), noise=0.05, seed=4, batch_size=5
+    ),
     "sparsity": lambda m, x, s, i: metrics.sparsity(s),
     "sparsity_density": lambda m, x, s, i: metrics.sparsity_density(s[..., None], s),
     "pointing_game": lambda m, x, s, i: metrics.pointing_game(s, np.tile([[0, 0, 0.5, 0.5]], (len(s), 1))),

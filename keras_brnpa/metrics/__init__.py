@@ -27,6 +27,7 @@ from keras_brnpa.metrics import localization
 from keras_brnpa.metrics import map_sparsity
 from keras_brnpa.metrics import perturbation
 from keras_brnpa.metrics import reid
+from keras_brnpa.metrics import road_metric
 from keras_brnpa.metrics.faithfulness import deletion_auc
 from keras_brnpa.metrics.faithfulness import insertion_auc
 from keras_brnpa.metrics.localization import boxes_to_masks
@@ -41,6 +42,8 @@ from keras_brnpa.metrics.perturbation import fit_saliency
 from keras_brnpa.metrics.perturbation import saliency_grid
 from keras_brnpa.metrics.perturbation import step_counts
 from keras_brnpa.metrics.reid import cmc_map
+from keras_brnpa.metrics.road_metric import noisy_linear_impute
+from keras_brnpa.metrics.road_metric import road
 
 __all__ = [
     "MAX_CELLS",
@@ -54,11 +57,14 @@ __all__ = [
     "fit_saliency",
     "insertion_auc",
     "localization",
+    "noisy_linear_impute",
     "map_sparsity",
     "perturbation",
     "pointing_game",
     "saliency_grid",
     "reid",
+    "road",
+    "road_metric",
     "sparsity",
     "sparsity_density",
     "step_counts",

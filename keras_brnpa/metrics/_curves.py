@@ -123,15 +123,20 @@ def score_points(
     calls = -(-total // batch_size)
     size = -(-total // calls)
     predict = predict_function(model)
-    outputs = []
-    for start in range(0, total, size):
+
+    def build(start):
         jobs = np.arange(start, min(start + size, total))
         owner, point = np.divmod(jobs, per_image)
         chunk = np.zeros((size,) + images.shape[1:], images.dtype)
         extra = point == points  # the intact images added as jobs
         chunk[: len(jobs)][~extra] = perturb(owner[~extra], point[~extra])
         chunk[: len(jobs)][extra] = images[owner[extra]]
-        outputs.append(predict(chunk)[: len(jobs)])
+        return chunk, len(jobs)
+
+    outputs = []
+    for start in range(0, total, size):
+        chunk, n = build(start)
+        outputs.append(predict(chunk)[:n])
     outputs = np.concatenate(outputs).reshape(batch, per_image, -1)
     classes = resolve_classes(class_index, outputs[:, reference])
     from_logits = resolve_per_image(model, from_logits, outputs[:, reference])
