@@ -46,18 +46,18 @@ import numbers
 
 import numpy as np
 
+from keras_brnpa._checks import check_bool
+from keras_brnpa._checks import check_class_index
+from keras_brnpa._checks import check_from_logits
+from keras_brnpa._checks import check_images
+from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import check_saliency
+from keras_brnpa._checks import describe
+from keras_brnpa._checks import invalid
+from keras_brnpa._checks import to_numpy
 from keras_brnpa._image import resize_maps
-from keras_brnpa.layers._validation import check_positive_int
-from keras_brnpa.layers._validation import invalid
-from keras_brnpa.metrics._checks import check_bool
-from keras_brnpa.metrics._checks import check_class_index
-from keras_brnpa.metrics._checks import check_saliency
-from keras_brnpa.metrics._checks import describe
-from keras_brnpa.metrics._checks import to_numpy
-from keras_brnpa.metrics._curves import check_images
 from keras_brnpa.metrics._curves import check_model
 from keras_brnpa.metrics._curves import score_points
-from keras_brnpa.models.inspection import check_from_logits
 from keras_brnpa.models.inspection import check_input_scale
 
 #: The 8 neighbours of a pixel and their weights (Rong et al. 2022).
@@ -222,7 +222,7 @@ def noisy_linear_impute(images, mask, noise=0.01, seed=0):
     >>> bool(np.allclose(filled, ramp))
     True
     """
-    images = check_images(images)
+    images = check_images(images, dtype=None)
     mask = _check_mask(mask, images)
     noise = _check_noise(noise)
     seed = _check_seed(seed)
@@ -306,7 +306,7 @@ def road(
     ((2,), (2, 2))
     """
     model = check_model(model)
-    images = check_images(images)
+    images = check_images(images, dtype=None)
     check_input_scale(model, images)
     batch, height, width, channels = images.shape
     saliency = check_saliency(saliency, batch=batch)
