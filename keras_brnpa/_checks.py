@@ -8,7 +8,9 @@ NAME=VALUE``). Keras is imported inside the functions that need it, so
 importing this module imports no backend.
 """
 
+import functools
 import numbers
+import warnings
 
 import numpy as np
 
@@ -184,17 +186,77 @@ def describe(array):
     return f"<array of shape {tuple(array.shape)} and dtype {array.dtype}>"
 
 
-def check_images(images, name="images", dtype="float32"):
+def model_image_shape(model):
+    """``(H, W, C)`` of ``model``'s one image input (``None`` where free).
+
+    ``None`` when the model does not say (a subclassed model never called,
+    a plain callable, several inputs, an input that is not an image).
+
+    Example:
+
+    >>> import keras
+    >>> from keras_brnpa._checks import model_image_shape
+    >>> model_image_shape(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten()]))
+    (32, 32, 3)
+    """
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 1:
+        return None
+    shape = getattr(inputs[0], "shape", None)
+    if shape is None or len(shape) != 4:
+        return None
+    return tuple(None if s is None else int(s) for s in shape[1:])
+
+
+def check_image_shape(images, model, name="images"):
+    """Refuse images whose size or channels differ from ``model``'s input.
+
+    One check for every explainer and metric, on every call (a compiled
+    function traced at one size must not accept another): height, width
+    and channels of ``images`` ``(B, H, W, C)`` against the model's input
+    (``model_image_shape``); dimensions the model leaves free are not
+    checked. NCHW images and 1-channel images for a 3-channel model are
+    caught here.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> from keras_brnpa._checks import check_image_shape
+    >>> model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten()])
+    >>> check_image_shape(np.zeros((2, 16, 16, 3)), model)
+    Traceback (most recent call last):
+      ...
+    ValueError: Invalid value for argument images. Expected an array of shape (B, 32, 32, 3) (channels last), the model's input. Received: images='<array of shape (2, 16, 16, 3)>'
+    """
+    expected = model_image_shape(model)
+    shape = tuple(np.shape(images))
+    if expected is None or len(shape) != 4:
+        return
+    if any(e is not None and e != s for e, s in zip(expected, shape[1:])):
+        wanted = ", ".join("?" if e is None else str(e) for e in expected)
+        raise invalid(
+            name,
+            f"<array of shape {shape}>",
+            f"an array of shape (B, {wanted}) (channels last), the model's input",
+        )
+
+
+def check_images(images, name="images", dtype="float32", model=None):
     """A batch of channels-last images, checked, as a NumPy array.
 
     The batch must be a non-empty real-valued array ``(B, H, W, C)`` of
-    finite values.
+    finite values; with ``model``, of the model's input size and channels
+    (``check_image_shape``).
 
     Args:
         images: array-like or backend tensor ``(B, H, W, C)``.
         name: the argument's name in error messages.
         dtype: the result's dtype; ``None`` keeps a floating dtype (and
             casts integers to float32).
+        model: ``None`` or the model that will take the images.
 
     Returns:
         The images as a NumPy array.
@@ -218,6 +280,8 @@ def check_images(images, name="images", dtype="float32"):
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise invalid(name, f"<array of dtype {array.dtype}>", "a real-valued array")
+    if model is not None:
+        check_image_shape(array, model, name)
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     elif not np.issubdtype(array.dtype, np.floating):
@@ -329,3 +393,70 @@ def resolve_classes(classes, outputs):
     if np.any(classes < 0) or np.any(classes >= k):
         raise invalid("class_index", classes.tolist(), f"class indices in [0, {k})")
     return classes
+
+
+def _no_rows(value):
+    """``value`` with its leading axis cut to 0 rows (containers recursively)."""
+    if isinstance(value, dict):
+        return {key: _no_rows(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_no_rows(item) for item in value)
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        return value[:0]
+    return value
+
+
+def _one_row(value):
+    """An empty array-like argument (``(0, ...)``) as one row of zeros."""
+    if isinstance(value, (str, bytes, dict)) or value is None or callable(value):
+        return value
+    shape = getattr(value, "shape", None)
+    if shape is None and not isinstance(value, (list, tuple)):
+        return value
+    try:
+        array = to_numpy("value", value)
+    except ValueError:
+        return value
+    if array.ndim == 0 or array.shape[0] != 0:
+        return value
+    dtype = array.dtype if array.size or not isinstance(value, (list, tuple)) else np.int64
+    return np.zeros((1,) + array.shape[1:], dtype)
+
+
+def empty_batch_safe(function):
+    """Decorator: an empty batch of images gives empty results.
+
+    For a function ``function(model, images, *args, **kwargs)`` (an
+    explainer or a metric): when ``images`` is an empty batch
+    ``(0, H, W, C)``, the function runs on one black image (the other
+    empty per-image arguments, such as ``saliency``, get one row of
+    zeros), so every argument is still checked and the result has its real
+    shape and dtype, and the result is returned with 0 rows. Warnings of
+    that run are silenced. Any other call goes straight through.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_brnpa._checks import empty_batch_safe
+    >>> @empty_batch_safe
+    ... def mean_colour(model, images):
+    ...     return np.asarray(images).mean(axis=(1, 2))
+    >>> mean_colour(None, np.zeros((0, 8, 8, 3))).shape
+    (0, 3)
+    """
+
+    @functools.wraps(function)
+    def wrapper(model, images, *args, **kwargs):
+        shape = getattr(images, "shape", None)
+        if shape is None and isinstance(images, (list, tuple)):
+            shape = np.shape(images)
+        if shape is None or len(shape) != 4 or shape[0] != 0 or 0 in tuple(shape)[1:]:
+            return function(model, images, *args, **kwargs)
+        one = np.zeros((1,) + tuple(int(s) for s in shape[1:]), "float32")
+        args = [_one_row(value) for value in args]
+        kwargs = {key: _one_row(value) for key, value in kwargs.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _no_rows(function(model, one, *args, **kwargs))
+
+    return wrapper

@@ -365,7 +365,7 @@ def test_bad_arguments_raise_value_errors_naming_them(classifiers):
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
     cases = [
         ("images", lambda: explain.grad_cam(model, x[0])),
-        ("images", lambda: explain.attention_maps(model, np.zeros((0, SIZE, SIZE, 3)))),
+        ("images", lambda: explain.attention_maps(model, np.zeros((2, SIZE, SIZE, 1)))),
         ("batch_size", lambda: explain.grad_cam(model, x, batch_size=0)),
         ("batch_size", lambda: explain.attention_maps(model, x, batch_size=1.5)),
         ("upsample", lambda: explain.grad_cam(model, x, upsample="yes")),

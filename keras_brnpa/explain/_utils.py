@@ -32,7 +32,7 @@ def check_images(images, name="images", model=None):
     another pixel range than the model's get a warning
     (``inspection.check_input_scale``).
     """
-    array = _checks.check_images(images, name)
+    array = _checks.check_images(images, name, model=model)
     if model is not None:
         inspection.check_input_scale(model, array, name)
     return array

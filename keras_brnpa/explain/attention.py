@@ -4,6 +4,7 @@ import weakref
 
 import keras
 
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa.explain import _utils
 from keras_brnpa.models.classifier import attention_model
 from keras_brnpa.models.classifier import head_kind
@@ -30,7 +31,7 @@ def _attention_model(model):
 def _run(model, images, batch_size, upsample, keys):
     """Batched attention-model outputs ``keys`` as float32 backend tensors."""
     net = _attention_model(model)
-    images = _utils.check_images(images)
+    images = _utils.check_images(images, model=model)
     batch_size = _utils.check_batch_size(batch_size)
     size = _utils.resolve_upsample(upsample, images.shape[1:3])
     forward = _utils.model_forward(net)
@@ -62,6 +63,7 @@ def _finish(maps, size):
     return _utils.finish_maps([maps], size)
 
 
+@empty_batch_safe
 def attention_maps(
     model,
     images,
@@ -109,6 +111,7 @@ def attention_maps(
     return _finish(out["attention_maps"], size)
 
 
+@empty_batch_safe
 def feature_norm_map(
     model,
     images,
@@ -146,6 +149,7 @@ def feature_norm_map(
     return _finish(out["feature_norm"], size)
 
 
+@empty_batch_safe
 def explanation_map(
     model,
     images,

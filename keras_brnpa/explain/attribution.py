@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import invalid
 from keras_brnpa._checks import resolve_classes
 from keras_brnpa.explain import _utils
@@ -67,6 +68,7 @@ def _finish(attributions):
     return _utils.to_numpy(keras.ops.cast(attributions, "float32")).astype("float32", copy=False)
 
 
+@empty_batch_safe
 def saliency(
     model,
     images,
@@ -119,6 +121,7 @@ def saliency(
     return _finish(keras.ops.concatenate(out, axis=0) if len(out) > 1 else out[0])
 
 
+@empty_batch_safe
 def smooth_grad(
     model,
     images,
@@ -208,6 +211,7 @@ def _baseline(baseline, images):
     return np.ascontiguousarray(array, dtype="float32")
 
 
+@empty_batch_safe
 def integrated_gradients(
     model,
     images,

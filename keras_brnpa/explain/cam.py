@@ -15,6 +15,7 @@ import numpy as np
 from keras_brnpa._checks import check_class_index
 from keras_brnpa._checks import check_from_logits
 from keras_brnpa._checks import check_positive_int
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import resolve_classes
 from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
@@ -182,6 +183,7 @@ def _weighted_sum(activations, weights):
     return keras.ops.relu(keras.ops.einsum("bhwk,bk->bhw", activations, weights))
 
 
+@empty_batch_safe
 def grad_cam(
     model,
     images,
@@ -259,6 +261,7 @@ def grad_cam(
     return setup.finish(maps)
 
 
+@empty_batch_safe
 def grad_cam_plus_plus(
     model,
     images,
@@ -310,6 +313,7 @@ def grad_cam_plus_plus(
     return setup.finish(maps)
 
 
+@empty_batch_safe
 def eigen_cam(
     model,
     images,
@@ -362,6 +366,7 @@ def eigen_cam(
     return setup.finish(maps)
 
 
+@empty_batch_safe
 def ablation_cam(
     model,
     images,
@@ -431,6 +436,7 @@ def _ablation_weights_map(setup, index):
     return _weighted_sum(acts, weights)
 
 
+@empty_batch_safe
 def score_cam(
     model,
     images,

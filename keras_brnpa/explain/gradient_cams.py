@@ -8,6 +8,7 @@ activations ``A`` (B, h, w, K) into a map, as pytorch-grad-cam's
 
 import keras
 
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa.explain.cam import _Setup
 from keras_brnpa.explain.cam import _weighted_sum
 
@@ -38,6 +39,7 @@ def _layer(acts, grads):
     return keras.ops.relu(keras.ops.sum(keras.ops.relu(grads) * acts, axis=-1))
 
 
+@empty_batch_safe
 def hires_cam(
     model,
     images,
@@ -79,6 +81,7 @@ def hires_cam(
                          from_logits)
 
 
+@empty_batch_safe
 def xgrad_cam(
     model,
     images,
@@ -117,6 +120,7 @@ def xgrad_cam(
                          from_logits)
 
 
+@empty_batch_safe
 def layer_cam(
     model,
     images,

@@ -6,14 +6,15 @@ import numbers
 import keras
 import numpy as np
 
-from keras_brnpa._scores import class_scores
-from keras_brnpa.explain import _utils
 from keras_brnpa._checks import check_class_index
 from keras_brnpa._checks import check_from_logits
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_seed
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import invalid
 from keras_brnpa._checks import resolve_classes
+from keras_brnpa._scores import class_scores
+from keras_brnpa.explain import _utils
 from keras_brnpa.models.inspection import resolve_from_logits
 
 
@@ -60,6 +61,7 @@ class RiseMasks:
         return _utils.to_numpy(self.masks_tensor(index)).astype("float32", copy=False)
 
 
+@empty_batch_safe
 def rise(
     model,
     images,

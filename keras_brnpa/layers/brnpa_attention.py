@@ -37,6 +37,27 @@ def safe_norm(x, axis):
     return ops.sqrt(ops.maximum(squares, _SQUARE_FLOOR)) * ops.squeeze(scale, axis=axis)
 
 
+# Images whose largest absolute feature exceeds 2**_MAX_EXPONENT are divided
+# by a power of two first: norms, sums and similarities then never overflow.
+_MAX_EXPONENT = 60
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _image_scale(flat):
+    """``(B, 1, 1)`` powers of two, 1 unless an image's peak exceeds 2**60."""
+    peak = ops.max(ops.abs(flat), axis=tuple(range(1, len(flat.shape))))
+    exponent = ops.maximum(ops.ceil(ops.log2(peak)) - _MAX_EXPONENT, 0.0)
+    exponent = ops.where(ops.isfinite(exponent), exponent, ops.zeros_like(exponent))
+    scale = ops.stop_gradient(ops.power(2.0, exponent))
+    return ops.reshape(scale, (-1,) + (1,) * (len(flat.shape) - 1))
+
+
+def _in_units(norm, scale):
+    """A norm computed on rescaled features, back in the features' units
+    (unchanged where the scale is 1, capped at the largest float32)."""
+    return ops.where(scale > 1, ops.minimum(norm * scale, _FLOAT32_MAX), norm)
+
+
 @keras.saving.register_keras_serializable(package="keras_brnpa")
 class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
     """Bilinear Representative Non-Parametric Attention (BR-NPA).
@@ -53,11 +74,19 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
 
     All the arithmetic is done in float32, whatever the input dtype or the
     mixed-precision policy; outputs are cast to the layer's compute dtype.
-    Norms and similarities are scale-safe: each feature vector is divided
-    by its largest absolute value before squaring and the similarities are
-    dot products of unit vectors, so features of any finite magnitude
-    (``1e19`` squares to ``inf`` in float32) give the maps of the same
-    features at a moderate scale.
+    Norms and similarities are computed from rescaled values: an image
+    whose largest absolute feature exceeds ``2**60`` is first divided by a
+    power of two (exact in floating point) that brings it below, each
+    feature vector is divided by its largest absolute value before
+    squaring, and the similarities are dot products of unit vectors. So
+    features of any finite magnitude (``3e38`` included; ``1e19`` squares
+    to ``inf`` in float32) give the maps of the same features at a
+    moderate scale. The norm map (``group``, ``feature_norm``) is returned
+    in the features' units, capped at the largest float32.
+
+    Non-finite features (NaN or inf) give NaN vectors, maps and norms for
+    that image (never uniform maps); the other images of the batch are
+    unaffected. An empty batch gives empty outputs.
 
     Signed features (no ReLU before the layer): a negative cosine
     similarity is clamped to 0, i.e. a location pointing away from the
@@ -222,12 +251,27 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         x = ops.cast(features, "float32")
         if self.data_format == "channels_first":
             x = ops.transpose(x, (0, 2, 3, 1))
+        if x.shape[0] == 0:  # an empty batch (ops.max refuses empty tensors)
+            h, w, c = x.shape[1], x.shape[2], x.shape[3]
+            maps = ops.zeros((0, h, w, self.n_parts), "float32")
+            if self.data_format == "channels_first":
+                maps = ops.transpose(maps, (0, 3, 1, 2))
+            return (
+                ops.zeros((0, self.n_parts * c), "float32"),
+                maps,
+                ops.zeros((0, h, w), "float32"),
+            )
         shape = ops.shape(x)
         h, w, c = shape[1], shape[2], shape[3]
         n = h * w
         flat = ops.reshape(x, (-1, n, c))  # (B, N, C)
-        norm = safe_norm(flat, axis=-1) + self.epsilon  # (B, N)
-        unit = flat / norm[..., None]  # f_i / n_i
+        # Non-finite images are computed as zeros, then set to NaN at the end.
+        finite = ops.all(ops.isfinite(flat), axis=(1, 2))  # (B,)
+        flat = ops.where(finite[:, None, None], flat, ops.zeros_like(flat))
+        scale = _image_scale(flat)  # (B, 1, 1), a power of two, 1 for most inputs
+        scaled = flat / scale
+        norm = safe_norm(scaled, axis=-1) + self.epsilon  # (B, N), rescaled units
+        unit = scaled / norm[..., None]  # f_i / n_i
 
         score = norm
         vectors, maps = [], []
@@ -260,6 +304,11 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
 
         vectors = ops.concatenate(vectors, axis=-1)
         maps = ops.stack(maps, axis=-1)  # (B, N, P)
+        norm = _in_units(norm, scale[:, :, 0])
+        nan = ops.full_like(vectors[:, :1], float("nan"))
+        vectors = ops.where(finite[:, None], vectors, nan)
+        maps = ops.where(finite[:, None, None], maps, nan[:, :, None])
+        norm = ops.where(finite[:, None], norm, nan)
         maps = ops.reshape(maps, (-1, h, w, self.n_parts))
         if self.data_format == "channels_first":
             maps = ops.transpose(maps, (0, 3, 1, 2))
@@ -269,6 +318,9 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
     def feature_norm(self, features):
         """The feature-norm map ``||f_i|| + epsilon``, shape ``(B, H, W)``.
 
+        As in ``group``: computed from rescaled values, capped at the
+        largest float32, NaN where a feature vector is not finite.
+
         Example:
 
         >>> import numpy as np, keras_brnpa
@@ -276,9 +328,13 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         >>> tuple(layer.feature_norm(np.ones((2, 4, 4, 3), "float32")).shape)
         (2, 4, 4)
         """
-        axis = -1 if self.data_format == "channels_last" else 1
         x = ops.cast(features, "float32")
-        return safe_norm(x, axis=axis) + self.epsilon
+        if self.data_format == "channels_first":
+            x = ops.transpose(x, (0, 2, 3, 1))
+        if x.shape[0] == 0:
+            return ops.zeros(tuple(x.shape[:3]), "float32")
+        scale = _image_scale(ops.where(ops.isfinite(x), x, ops.zeros_like(x)))  # (B, 1, 1, 1)
+        return _in_units(safe_norm(x / scale, axis=-1) + self.epsilon, scale[..., 0])
 
     def get_config(self):
         config = super().get_config()

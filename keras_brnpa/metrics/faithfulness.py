@@ -85,6 +85,7 @@ from keras_brnpa._checks import check_images
 from keras_brnpa._checks import check_optional_positive_int
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_saliency
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import resolve_classes
 from keras_brnpa.metrics._curves import area
 from keras_brnpa.metrics._curves import as_scores
@@ -108,7 +109,7 @@ class _Call:
         start_point, class_index, batch_size=1,
     ):
         self.model = check_model(model)
-        self.images = check_images(images, dtype=None)
+        self.images = check_images(images, dtype=None, model=self.model)
         check_input_scale(self.model, self.images)
         saliency = check_saliency(saliency, batch=self.images.shape[0])
         self.saliency = fit_saliency(saliency, self.images.shape[1:3], max_cells)
@@ -137,6 +138,7 @@ class _Call:
         return (auc, curves) if self.return_curves else auc
 
 
+@empty_batch_safe
 def deletion_auc(
     model,
     images,
@@ -204,6 +206,7 @@ def deletion_auc(
     return call.finish(call.curves(fill(baseline, call.images), "deletion"))
 
 
+@empty_batch_safe
 def insertion_auc(
     model,
     images,
@@ -307,6 +310,7 @@ def _loop_curves(call, start, perturbed):
     return curves
 
 
+@empty_batch_safe
 def deletion_auc_loop(
     model,
     images,
@@ -343,6 +347,7 @@ def deletion_auc_loop(
     return call.finish(_loop_curves(call, call.images, fill(baseline, call.images)))
 
 
+@empty_batch_safe
 def insertion_auc_loop(
     model,
     images,
