@@ -121,7 +121,10 @@ def test_prototypical_training_beats_untrained():
                   loss=keras_brnpa.losses.PrototypicalLoss(n_way=5, k_shot=1))
     episodes = EpisodeDataset(data["train"]["images"], data["train"]["labels"], n_way=5, k_shot=1,
                               n_query=5, episodes_per_epoch=50)
-    model.fit(episodes, epochs=6, verbose=0)  # a plateau at log(5), then it learns
+    # A plateau at log(5), then it learns; how long the plateau lasts depends on
+    # float rounding (6 epochs escaped it until BRNPAAttention's rescaled norms,
+    # equal to float32 precision, left torch on it for 6): 10 gives margin.
+    model.fit(episodes, epochs=10, verbose=0)
     after = evaluate_episodes(model, test["images"], test["labels"], **kwargs)
     # Measured: 0.20 -> 0.71-0.83 (TensorFlow, JAX, torch) on classes never seen in training.
     assert before["accuracy"] < 0.35, before
