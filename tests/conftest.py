@@ -15,5 +15,25 @@ def _reset_keras_state():
     keras.config.set_image_data_format("channels_last")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backend_neutral: what the test checks does not depend on the backend "
+        "(NumPy data, a script's or the CLI's output in a fresh process); it runs "
+        "under tensorflow and torch and is skipped under JAX, CI's long pole",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if keras.config.backend() != "jax":
+        return
+    skip = pytest.mark.skip(
+        reason="backend-neutral (see tests/conftest.py): runs under tensorflow and torch"
+    )
+    for item in items:
+        if "backend_neutral" in item.keywords:
+            item.add_marker(skip)
+
+
 def backend():
     return keras.config.backend()

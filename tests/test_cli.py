@@ -510,6 +510,7 @@ def _brnpa(argv, **kwargs):
                           timeout=300, env=env, **kwargs)
 
 
+@pytest.mark.backend_neutral  # the CLI's output and files (tests/conftest.py)
 def test_package_warnings_reach_stderr_and_quiet_keeps_results(tutorial_model, tmp_path):
     """A skipped corrupt file is said in one line; redirected progress has no bar codes."""
     _, path, _ = tutorial_model

@@ -67,6 +67,7 @@ def test_distill_defaults_are_the_recipe():
         keras_brnpa.distillation.distill(teacher, iter([(images, labels)]), epochs=1, verbose=0)
 
 
+@pytest.mark.backend_neutral  # the CLI's output and files (tests/conftest.py)
 def test_cli_distill_reads_the_same_defaults(tmp_path, capsys):
     teacher = _teacher()
     path = str(tmp_path / "teacher.keras")

@@ -49,6 +49,7 @@ def _keras_split(root, subset):
     return sorted(os.path.relpath(p, root / "data") for p in data.file_paths)
 
 
+@pytest.mark.backend_neutral  # the CLI's output and files (tests/conftest.py)
 def test_validation_split_by_default_in_a_real_process(folder):
     out = folder / "report"
     result = subprocess.run(

@@ -8,6 +8,11 @@ import zipfile
 
 import pytest
 
+# Scripts in a fresh process: their output does not depend on the backend
+# beyond what the library tests check per backend (tests/conftest.py).
+pytestmark = pytest.mark.backend_neutral
+
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
