@@ -90,7 +90,14 @@ COMMON_KEYWORDS = (
 
 #: The keywords of each method beyond ``COMMON_KEYWORDS``.
 METHOD_KEYWORDS = {
-    "scorecam": ("max_channels",),
+    "gradcam": ("reshape_transform",),
+    "gradcam++": ("reshape_transform",),
+    "hirescam": ("reshape_transform",),
+    "xgradcam": ("reshape_transform",),
+    "layercam": ("reshape_transform",),
+    "scorecam": ("max_channels", "reshape_transform"),
+    "eigencam": ("reshape_transform",),
+    "ablationcam": ("reshape_transform",),
     "rise": ("n_masks", "mask_size", "p"),
 }
 
@@ -168,8 +175,9 @@ def explain(method, model, images, **kwargs):
             ``upsample``, ``from_logits``, ``seed``, ``verbose``), which
             every method takes (each method's docstring says which ones it
             does not use: the attention maps do not depend on a class),
-            and the method's own (``METHOD_KEYWORDS``: ``max_channels``
-            for Score-CAM, ``n_masks``, ``mask_size``, ``p`` for RISE).
+            and the method's own (``METHOD_KEYWORDS``:
+            ``reshape_transform`` for the CAMs, ``max_channels`` for
+            Score-CAM, ``n_masks``, ``mask_size``, ``p`` for RISE).
             Any other keyword raises a ``ValueError``.
 
     Returns:

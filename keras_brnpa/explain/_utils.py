@@ -238,11 +238,24 @@ def default_layer_name(model):
 _TAPS = weakref.WeakKeyDictionary()
 
 
-def tap_model(model, layer_name=None):
+def token_grid(n):
+    """``(skip, side)`` of ``n`` tokens: ``(0, sqrt n)`` for a square ``n``,
+    ``(1, sqrt(n - 1))`` when a class token comes first, else ``(0, None)``."""
+    import math
+
+    for skip in (0, 1):
+        if n is not None and n - skip > 0 and math.isqrt(n - skip) ** 2 == n - skip:
+            return skip, math.isqrt(n - skip)
+    return 0, None
+
+
+def tap_model(model, layer_name=None, custom=False):
     """The ``_graph.Tap`` of a classifier at ``layer_name``, cached per layer.
 
     ``layer_name``: a name, a nested path ``"outer/inner"`` or a layer
-    object; by default ``default_layer_name``. Works for ``keras.Sequential``
+    object; by default ``default_layer_name``. Its output must be 4-D
+    ``(B, h, w, C)`` or tokens ``(B, N, C)`` (``token_grid``), or anything
+    when ``custom`` (a ``reshape_transform`` is given). Works for ``keras.Sequential``
     and functional models, nested ones included; subclassed models cannot be
     tapped (their graph is Python code).
     """
@@ -261,15 +274,21 @@ def tap_model(model, layer_name=None):
     if layer_name is None:
         layer_name = default_layer_name(model)
     path, chain = inspection.find_layer(model, layer_name)
+    shape = _output_shape(chain[-1])
+    if not custom and shape is not None:
+        tokens = len(shape) == 3 and (shape[1] is None or token_grid(shape[1])[1] is not None)
+        if len(shape) != 4 and not tokens:
+            raise tap_error(
+                path,
+                f"a 4-D output (B, h, w, C), or (B, N, C) tokens with N or N - 1 a square, is "
+                f"needed (else pass reshape_transform); its output has shape {shape}",
+            )
     try:
         cache = _TAPS.setdefault(model, {})
     except TypeError:  # not weak-referenceable
         cache = {}
     if path in cache and cache[path].layer is chain[-1]:
         return cache[path]
-    shape = _output_shape(chain[-1])
-    if shape is not None and len(shape) != 4:
-        raise tap_error(path, f"a 4-D output (B, h, w, C) is needed; its output has shape {shape}")
     tap = Tap(model, path, chain)
     cache[path] = tap
     return tap

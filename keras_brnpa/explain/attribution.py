@@ -21,7 +21,7 @@ from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import invalid
 from keras_brnpa._checks import resolve_classes
 from keras_brnpa.explain import _utils
-from keras_brnpa.explain.cam import _Setup
+from keras_brnpa.explain._setup import _Setup
 
 
 def _setup(model, images, class_index, batch_size, from_logits):

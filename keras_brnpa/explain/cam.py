@@ -7,180 +7,17 @@ layer with a 4-D output) and return ``ReLU(sum_k w_k A_k)`` with
 method-specific channel weights ``w``.
 """
 
-import contextlib
-
 import keras
 import numpy as np
 
-from keras_brnpa._checks import check_class_index
-from keras_brnpa._checks import check_from_logits
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import resolve_classes
 from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
-from keras_brnpa.explain._gradients import compile_call
-from keras_brnpa.explain._gradients import compile_gradients
-from keras_brnpa.explain._gradients import compile_input_gradients
-from keras_brnpa.models.inspection import logits_view
+from keras_brnpa.explain._setup import _Setup
+from keras_brnpa.explain._setup import _weighted_sum
 from keras_brnpa.models.inspection import resolve_from_logits
-
-
-class _Setup:
-    """Validated arguments and compiled model pieces shared by the CAM methods.
-
-    The maths of every method runs in ``keras.ops`` on the backend's
-    device; only small per-image vectors (classes, which channels to use)
-    and the final maps come back to the host.
-    """
-
-    def __init__(
-        self, model, images, layer_name, class_index, batch_size, upsample, from_logits=None
-    ):
-        _utils.check_model(model)
-        self.from_logits = check_from_logits(from_logits)
-        self.images = _utils.check_images(images, model=model)
-        self.batch_size = _utils.check_batch_size(batch_size)
-        self.size = _utils.resolve_upsample(upsample, self.images.shape[1:3])
-        num_classes = _utils.check_outputs(model)
-        self.class_index = check_class_index(class_index, len(self.images))
-        if self.class_index is not None and num_classes:
-            resolve_classes(self.class_index, np.zeros((len(self.images), num_classes)))
-        if layer_name is False:  # input attributions: no layer
-            self.tap, self.layer_name = None, None
-        else:
-            self.tap = _utils.tap_model(model, layer_name)
-            self.layer_name = self.tap.path
-        self.model = model
-        self.view = False  # True inside logits_view (see output_scale)
-
-    @contextlib.contextmanager
-    def output_scale(self):
-        """Within: the model's scale; yields ``resolve(outputs) -> from_logits``.
-
-        With ``from_logits=None`` a model ending with a softmax outputs its
-        logits inside the block (``models.logits_view``), so that a softmax
-        model and its logits twin give the same maps.
-        """
-        if self.from_logits is not None:
-            yield lambda outputs: self.from_logits
-            return
-        with logits_view(self.model) as switched:
-            self.view = switched
-            try:
-                if switched:
-                    yield lambda outputs: True
-                else:
-                    yield lambda outputs: resolve_from_logits(
-                        self.model, None, _utils.to_numpy(outputs)
-                    )
-            finally:
-                self.view = False
-
-    def _compiled(self, kind, build):
-        return _utils.compiled(self.model, (kind, self.layer_name, self.view), build)
-
-    def batches(self):
-        return _utils.batches(len(self.images), self.batch_size)
-
-    def classes(self, index):
-        return _utils.slice_classes(self.class_index, index)
-
-    def batch(self, index):
-        """``(images tensor, n)``: the batch ``index``, padded to a few sizes."""
-        return _utils.pad_batch(self.images[index], self.batch_size)
-
-    def given(self, index, length):
-        """The classes of the batch as an int32 tensor, -1 for 'predicted'."""
-        given = np.full((length,), -1, dtype="int32")
-        classes = self.classes(index)
-        if classes is not None:
-            given[: index.stop - index.start] = classes
-        return keras.ops.convert_to_tensor(given)
-
-    def gradients(self, index, scale):
-        """Activations and d score / d activations of the batch (float32 tensors).
-
-        The score is the class logit, or the log-probability when the
-        outputs are probabilities (its gradient is the probability's
-        divided by the probability).
-        """
-        step = self._compiled(
-            "gradients",
-            lambda: compile_gradients(self.tap, self.model.variables),
-        )
-        x, n = self.batch(index)
-        acts, grads, outputs, classes = step(x, self.given(index, int(x.shape[0])))
-        acts, grads = keras.ops.cast(acts[:n], "float32"), keras.ops.cast(grads[:n], "float32")
-        outputs, classes = keras.ops.cast(outputs[:n], "float32"), classes[:n]
-        if not scale(outputs):
-            _, probs = class_scores(outputs, classes)
-            grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
-        return acts, grads
-
-    def input_gradients(self, x, given, scale):
-        """d score / d images of the images tensor ``x`` (float32 tensors).
-
-        ``given``: an int32 tensor, one class per row (-1: the row's
-        argmax). Returns ``(gradients, outputs)``; the score is as for
-        ``gradients``.
-        """
-        step = self._compiled(
-            "input-gradients", lambda: compile_input_gradients(self.model)
-        )
-        padded, n = _utils.pad_batch(x, self.batch_size)
-        if int(padded.shape[0]) != n:
-            filler = keras.ops.full((int(padded.shape[0]) - n,), -1, dtype="int32")
-            given = keras.ops.concatenate([keras.ops.cast(given, "int32"), filler], axis=0)
-        grads, outputs, classes = step(padded, given)
-        grads = keras.ops.cast(grads[:n], "float32")
-        outputs, classes = keras.ops.cast(outputs[:n], "float32"), classes[:n]
-        if not scale(outputs):
-            _, probs = class_scores(outputs, classes)
-            grads = grads / keras.ops.maximum(probs, 1e-12)[:, None, None, None]
-        return grads, outputs
-
-    def features(self, index, with_outputs=False):
-        """The layer's activations of the batch (and the model's outputs)."""
-        tap = self.tap
-        if with_outputs:
-
-            def call(x, training=False):
-                seen = {}
-
-                def hook(acts):
-                    seen["acts"] = acts
-                    return acts
-
-                outputs = tap.run(x, training=training, hook=hook)
-                return seen["acts"], outputs
-
-            kind = "features+outputs"
-        else:
-            call, kind = tap.features, "features"
-        fn = self._compiled(kind, lambda: compile_call(call, self.model.variables))
-        x, n = self.batch(index)
-        if with_outputs:
-            acts, outputs = fn(x)
-            return keras.ops.cast(acts[:n], "float32"), keras.ops.cast(outputs[:n], "float32")
-        return keras.ops.cast(fn(x)[:n], "float32")
-
-    def head(self, activations):
-        """The rest of the model on a tensor of activations (padded, compiled)."""
-        fn = self._compiled(
-            "head", lambda: compile_call(self.tap.head, self.model.variables)
-        )
-        padded, n = _utils.pad_batch(activations, self.batch_size)
-        return keras.ops.cast(fn(padded)[:n], "float32")
-
-    def finish(self, maps):
-        return _utils.finish_maps(maps, self.size)
-
-
-def _weighted_sum(activations, weights):
-    """``ReLU(sum_k w_k A_k)`` for A (B, h, w, K) and w (B, K), on the device."""
-    weights = keras.ops.cast(weights, "float32")
-    return keras.ops.relu(keras.ops.einsum("bhwk,bk->bhw", activations, weights))
 
 
 @empty_batch_safe
@@ -194,6 +31,7 @@ def grad_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """Grad-CAM: activations weighted by their spatially averaged gradient.
 
@@ -237,6 +75,14 @@ def grad_cam(
         seed, verbose: unused (Grad-CAM is deterministic and quick);
             every explainer takes the same keywords (see
             ``explain.explain``).
+        reshape_transform: ``None`` or a callable turning the layer's
+            output (a backend tensor) into a ``(B, h, w, C)`` grid, as
+            pytorch-grad-cam's ``reshape_transform`` (channels last
+            here). By default a 4-D output is the grid and transformer
+            tokens ``(B, N, C)`` with ``N`` a square, or ``1 + N`` (the
+            first, class token dropped), are reshaped to
+            ``(B, sqrt N, sqrt N, C)``. It is applied to the activations
+            and to their gradients alike.
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -252,7 +98,8 @@ def grad_cam(
     >>> keras_brnpa.explain.grad_cam(model, images, upsample=True).shape
     (2, 64, 64)
     """
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
+                   reshape_transform)
     maps = []
     with setup.output_scale() as scale:
         for index in setup.batches():
@@ -272,6 +119,7 @@ def grad_cam_plus_plus(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """Grad-CAM++: channel weights from positive gradients, pixel-weighted.
 
@@ -284,7 +132,8 @@ def grad_cam_plus_plus(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits, seed, verbose: as for ``grad_cam``.
+        from_logits, seed, verbose, reshape_transform: as for
+            ``grad_cam``.
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -298,7 +147,8 @@ def grad_cam_plus_plus(
     >>> keras_brnpa.explain.grad_cam_plus_plus(model, images, class_index=1).shape
     (2, 2, 2)
     """
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
+                   reshape_transform)
     maps = []
     ops = keras.ops
     with setup.output_scale() as scale:
@@ -324,6 +174,7 @@ def eigen_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """Eigen-CAM: projection of the activations on their first principal axis.
 
@@ -334,8 +185,8 @@ def eigen_cam(
     most salient. One forward pass of the layer per batch.
 
     Args:
-        model, images, layer_name, batch_size, upsample: as for
-            ``grad_cam``.
+        model, images, layer_name, batch_size, upsample,
+        reshape_transform: as for ``grad_cam``.
         class_index, from_logits, seed, verbose: unused (Eigen-CAM does
             not depend on a class); every explainer takes the same
             keywords (see ``explain.explain``).
@@ -352,7 +203,8 @@ def eigen_cam(
     >>> keras_brnpa.explain.eigen_cam(model, images).shape
     (2, 2, 2)
     """
-    setup = _Setup(model, images, layer_name, None, batch_size, upsample)
+    setup = _Setup(model, images, layer_name, None, batch_size, upsample,
+                   reshape_transform=reshape_transform)
     maps = []
     ops = keras.ops
     for index in setup.batches():
@@ -377,6 +229,7 @@ def ablation_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """Ablation-CAM: a channel's weight is the score drop when it is zeroed.
 
@@ -393,8 +246,10 @@ def ablation_cam(
     CAMs have no such limit.
 
     Args:
-        model, images, layer_name, class_index, batch_size, upsample: as
-            for ``grad_cam`` (the score ``y_c`` is the model's output).
+        model, images, layer_name, class_index, batch_size, upsample,
+        reshape_transform: as for ``grad_cam`` (the score ``y_c`` is
+            the model's output; the channels are the last axis of the
+            layer's output, which is ablated as the layer gives it).
         from_logits, seed, verbose: unused (the score is the logit, a
             final softmax removed); every explainer takes the same
             keywords (see ``explain.explain``).
@@ -411,7 +266,8 @@ def ablation_cam(
     >>> keras_brnpa.explain.ablation_cam(model, images, batch_size=64).shape
     (2, 2, 2)
     """
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample,
+                   reshape_transform=reshape_transform)
     with setup.output_scale():
         return setup.finish(
             [_ablation_weights_map(setup, index) for index in setup.batches()]
@@ -420,17 +276,22 @@ def ablation_cam(
 
 def _ablation_weights_map(setup, index):
     ops = keras.ops
-    acts, outputs = setup.features(index, with_outputs=True)
+    # The channels are ablated where the layer outputs them (the last axis
+    # of its 4-D map or of its tokens); the map is drawn on the grid.
+    raw, outputs = setup.features(index, with_outputs=True, raw=True)
+    acts = setup.to_grid(raw)
     classes = resolve_classes(setup.classes(index), _utils.to_numpy(outputs))
-    b, k = acts.shape[0], acts.shape[-1]
-    active = _utils.to_numpy(ops.max(ops.abs(acts), axis=(1, 2))) > 0
+    b, k = raw.shape[0], raw.shape[-1]
+    spatial = tuple(range(1, len(raw.shape) - 1))
+    active = _utils.to_numpy(ops.max(ops.abs(raw), axis=spatial)) > 0
     pairs = np.argwhere(active)  # (n, 2): image, channel
     weights = np.zeros((b, k), dtype="float32")
     base = _utils.to_numpy(class_scores(outputs, ops.convert_to_tensor(classes))[1])
     for chunk in _utils.batches(len(pairs), setup.batch_size):
         image_ids, channels = pairs[chunk, 0], pairs[chunk, 1]
         keep = 1.0 - ops.one_hot(ops.convert_to_tensor(channels), k, dtype="float32")
-        ablated = ops.take(acts, ops.convert_to_tensor(image_ids), axis=0) * keep[:, None, None, :]
+        keep = ops.reshape(keep, (len(channels),) + (1,) * len(spatial) + (k,))
+        ablated = ops.take(raw, ops.convert_to_tensor(image_ids), axis=0) * keep
         _, scores = class_scores(setup.head(ablated), ops.convert_to_tensor(classes[image_ids]))
         weights[image_ids, channels] = base[image_ids] - _utils.to_numpy(scores)
     return _weighted_sum(acts, weights)
@@ -448,6 +309,7 @@ def score_cam(
     max_channels=None,
     verbose=0,
     seed=None,
+    reshape_transform=None,
 ):
     """Score-CAM: a channel's weight is the class probability of the image
     masked by that channel.
@@ -467,7 +329,7 @@ def score_cam(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits: as for ``grad_cam`` (the weight is the softmax of
+        from_logits, reshape_transform: as for ``grad_cam`` (the weight is the softmax of
             logits, or the output itself for probabilities).
         max_channels: ``None`` (every channel) or an int: per image, only
             the channels with the largest mean activation are used.
@@ -489,7 +351,8 @@ def score_cam(
     """
     if max_channels is not None:
         max_channels = check_positive_int("max_channels", max_channels)
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
+                   reshape_transform)
     progress = _utils.progress(len(setup.images), verbose, "Score-CAM")
     maps = []
     # The weights are probabilities: the model's own outputs (no logits view).

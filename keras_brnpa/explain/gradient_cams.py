@@ -9,13 +9,14 @@ activations ``A`` (B, h, w, K) into a map, as pytorch-grad-cam's
 import keras
 
 from keras_brnpa._checks import empty_batch_safe
-from keras_brnpa.explain.cam import _Setup
-from keras_brnpa.explain.cam import _weighted_sum
+from keras_brnpa.explain._setup import _Setup
+from keras_brnpa.explain._setup import _weighted_sum
 
 
 def _gradient_cam(combine, model, images, layer_name, class_index, batch_size, upsample,
-                  from_logits):
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits)
+                  from_logits, reshape_transform):
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
+                   reshape_transform)
     maps = []
     with setup.output_scale() as scale:
         for index in setup.batches():
@@ -50,6 +51,7 @@ def hires_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """HiResCAM: the activations times their gradient, element by element.
 
@@ -62,8 +64,8 @@ def hires_cam(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits, seed, verbose: as for ``grad_cam`` (``seed`` and
-            ``verbose`` unused).
+        from_logits, seed, verbose, reshape_transform: as for
+            ``grad_cam`` (``seed`` and ``verbose`` unused).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -78,7 +80,7 @@ def hires_cam(
     (2, 2, 2)
     """
     return _gradient_cam(_hires, model, images, layer_name, class_index, batch_size, upsample,
-                         from_logits)
+                         from_logits, reshape_transform)
 
 
 @empty_batch_safe
@@ -92,6 +94,7 @@ def xgrad_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """XGrad-CAM: channel weights are the activation-weighted gradients.
 
@@ -101,8 +104,8 @@ def xgrad_cam(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits, seed, verbose: as for ``grad_cam`` (``seed`` and
-            ``verbose`` unused).
+        from_logits, seed, verbose, reshape_transform: as for
+            ``grad_cam`` (``seed`` and ``verbose`` unused).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -117,7 +120,7 @@ def xgrad_cam(
     (2, 2, 2)
     """
     return _gradient_cam(_xgrad, model, images, layer_name, class_index, batch_size, upsample,
-                         from_logits)
+                         from_logits, reshape_transform)
 
 
 @empty_batch_safe
@@ -131,6 +134,7 @@ def layer_cam(
     from_logits=None,
     seed=None,
     verbose=0,
+    reshape_transform=None,
 ):
     """Layer-CAM: the activations times their positive gradient, per pixel.
 
@@ -140,8 +144,8 @@ def layer_cam(
 
     Args:
         model, images, layer_name, class_index, batch_size, upsample,
-        from_logits, seed, verbose: as for ``grad_cam`` (``seed`` and
-            ``verbose`` unused).
+        from_logits, seed, verbose, reshape_transform: as for
+            ``grad_cam`` (``seed`` and ``verbose`` unused).
 
     Returns:
         float32 NumPy array ``(B, h, w)``, non-negative.
@@ -156,4 +160,4 @@ def layer_cam(
     (2, 64, 64)
     """
     return _gradient_cam(_layer, model, images, layer_name, class_index, batch_size, upsample,
-                         from_logits)
+                         from_logits, reshape_transform)

@@ -121,12 +121,19 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
             (``keras.config.image_data_format()``).
         return_attention_maps: bool, default of the call argument of the
             same name.
+        grid: ``None`` or ``(h, w)``: the grid of transformer tokens
+            ``(B, N, C)`` given to the layer (``h * w = N``); ``None``
+            infers a square grid (``N`` a square). Unused for 4-D feature
+            maps.
         **kwargs: base ``keras.layers.Layer`` arguments (``name``,
             ``dtype``, ...).
 
     Call arguments:
         features: 4-D feature map, ``(B, H, W, C)`` or ``(B, C, H, W)``,
-            with ``C >= 1`` and ``H * W >= n_parts`` (else ``ValueError``).
+            with ``C >= 1`` and ``H * W >= n_parts`` (else ``ValueError``);
+            or transformer tokens ``(B, N, C)`` (a class token dropped
+            first), laid on ``grid`` or a square grid; their maps are
+            ``(B, h, w, n_parts)``.
         return_attention_maps: bool or ``None`` (use the constructor's).
         training: unused (the layer behaves identically).
 
@@ -168,6 +175,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         epsilon=1e-5,
         data_format=None,
         return_attention_maps=False,
+        grid=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -187,6 +195,16 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         self.data_format = check_data_format(data_format)
         return_attention_maps = check_bool("return_attention_maps", return_attention_maps)
         self.return_attention_maps = return_attention_maps
+        if grid is not None:
+            if (
+                not isinstance(grid, (tuple, list))
+                or len(grid) != 2
+                or any(isinstance(g, bool) or not isinstance(g, numbers.Integral) or g < 1
+                       for g in grid)
+            ):
+                raise invalid("grid", grid, "None or a tuple (h, w) of two integers >= 1")
+            grid = (int(grid[0]), int(grid[1]))
+        self.grid = grid
         self.seed_generator = (
             keras.random.SeedGenerator(seed) if selection == "random" else None
         )
@@ -202,8 +220,44 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
                 f"feature map of shape {shape}",
             )
 
+    def _token_grid(self, shape):
+        """``(h, w, c)`` of tokens ``(B, N, C)``: ``grid``, or a square ``N``."""
+        n, c = shape[1], shape[2]
+        if self.grid is not None:
+            h, w = self.grid
+            if n is not None and h * w != n:
+                raise invalid("grid", self.grid,
+                              f"h * w equal to the number of tokens N = {n} of the input "
+                              f"of shape {shape}")
+        elif n is None:
+            h = w = None
+        else:
+            side = math.isqrt(n)
+            if side * side != n:
+                raise invalid(
+                    "features", f"<tensor of shape {shape}>",
+                    "a 4-D feature map (B, H, W, C), or tokens (B, N, C) with N a square (the "
+                    "grid is inferred) or grid=(h, w) given to the layer (drop a class token "
+                    "before the layer)",
+                )
+            h = w = side
+        self._check_locations(h, w, shape)
+        return h, w, c
+
+    def _output_shapes(self, input_shape, with_maps):
+        if len(tuple(input_shape)) != 3:
+            return super()._output_shapes(input_shape, with_maps)
+        b = input_shape[0]
+        h, w, c = self._check_shape(input_shape)
+        vectors = (b, None if c is None else self.n_parts * c)
+        return (vectors, (b, h, w, self.n_parts)) if with_maps else vectors
+
     def _check_shape(self, shape):
-        h, w, c = super()._check_shape(shape)
+        shape = tuple(shape)
+        if len(shape) == 3:
+            h, w, c = self._token_grid(shape)
+        else:
+            h, w, c = super()._check_shape(shape)
         if c == 0:
             raise invalid(
                 "features",
@@ -247,9 +301,12 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         >>> tuple(norm.shape)
         (1, 3, 3)
         """
-        self._check_shape(tuple(features.shape))
+        grid = self._check_shape(tuple(features.shape))
         x = ops.cast(features, "float32")
-        if self.data_format == "channels_first":
+        tokens = len(features.shape) == 3
+        if tokens:  # (B, N, C) tokens on an h x w grid, channels last
+            x = ops.reshape(x, (-1, grid[0], grid[1], grid[2]))
+        elif self.data_format == "channels_first":
             x = ops.transpose(x, (0, 2, 3, 1))
         if x.shape[0] == 0:  # an empty batch (ops.max refuses empty tensors)
             h, w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -310,7 +367,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
         maps = ops.where(finite[:, None, None], maps, nan[:, :, None])
         norm = ops.where(finite[:, None], norm, nan)
         maps = ops.reshape(maps, (-1, h, w, self.n_parts))
-        if self.data_format == "channels_first":
+        if self.data_format == "channels_first" and not tokens:
             maps = ops.transpose(maps, (0, 3, 1, 2))
         norm = ops.reshape(norm, (-1, h, w))
         return vectors, maps, norm
@@ -347,6 +404,7 @@ class BRNPAAttention(PartShapesMixin, keras.layers.Layer):
                 "epsilon": self.epsilon,
                 "data_format": self.data_format,
                 "return_attention_maps": self.return_attention_maps,
+                "grid": None if self.grid is None else list(self.grid),
             }
         )
         return config
