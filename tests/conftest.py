@@ -19,7 +19,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         "backend_neutral: what the test checks does not depend on the backend "
-        "(NumPy data, a script's or the CLI's output in a fresh process); it runs "
+        "(an example script, the command line's end-to-end output and files); it runs "
         "under tensorflow and torch and is skipped under JAX, CI's long pole",
     )
 

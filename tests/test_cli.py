@@ -195,6 +195,7 @@ def test_evaluate_softmax_model_scores_like_its_logits_twin(tutorial_model, tmp_
 
 
 # -------------------------------------------------------- your own folder
+@pytest.mark.backend_neutral  # the CLI's output and files (tests/conftest.py)
 def test_train_and_evaluate_on_an_image_folder(tmp_path, capsys):
     pictures, labels, _ = keras_brnpa.datasets.synthetic_parts(24, 64, 2, seed=0)
     for i, (picture, label) in enumerate(zip(pictures, labels)):
@@ -341,6 +342,7 @@ def test_console_error_in_a_real_process_has_no_native_log_lines(tmp_path):
 
 
 # -------------------------------------------------------------------- demo
+@pytest.mark.backend_neutral  # the CLI's output and files (tests/conftest.py)
 def test_demo_smoke_writes_report_metrics_and_galleries(tmp_path, capsys):
     out = tmp_path / "demo"
     code, _, err = _run(["demo", "--smoke", "--quiet", "--output", str(out)], capsys)
