@@ -204,3 +204,21 @@ def _weighted_sum(activations, weights):
     """``ReLU(sum_k w_k A_k)`` for A (B, h, w, K) and w (B, K), on the device."""
     weights = keras.ops.cast(weights, "float32")
     return keras.ops.relu(keras.ops.einsum("bhwk,bk->bhw", activations, weights))
+
+
+def gradient_cam(combine, model, images, layer_name, class_index, batch_size, upsample,
+                 from_logits, reshape_transform):
+    """The maps of a gradient CAM: ``combine(activations, gradients)`` per batch.
+
+    One forward and one backward pass per batch (``_Setup.gradients``);
+    ``combine`` turns the activations ``A`` and ``g = d y_c / d A``, both
+    ``(B, h, w, K)`` tensors, into ``(B, h, w)`` maps on the device.
+    """
+    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
+                   reshape_transform)
+    maps = []
+    with setup.output_scale() as scale:
+        for index in setup.batches():
+            acts, grads = setup.gradients(index, scale)
+            maps.append(combine(acts, grads))
+    return setup.finish(maps)

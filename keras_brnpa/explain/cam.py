@@ -17,7 +17,22 @@ from keras_brnpa._scores import class_scores
 from keras_brnpa.explain import _utils
 from keras_brnpa.explain._setup import _Setup
 from keras_brnpa.explain._setup import _weighted_sum
+from keras_brnpa.explain._setup import gradient_cam
 from keras_brnpa.models.inspection import resolve_from_logits
+
+
+def _grad_cam(acts, grads):
+    return _weighted_sum(acts, keras.ops.mean(grads, axis=(1, 2)))
+
+
+def _grad_cam_plus_plus(acts, grads):
+    ops = keras.ops
+    g2 = grads * grads
+    denominator = 2.0 * g2 + ops.sum(acts, axis=(1, 2), keepdims=True) * g2 * grads
+    nonzero = ops.not_equal(denominator, 0.0)
+    alpha = ops.where(nonzero, g2 / ops.where(nonzero, denominator, 1.0), 0.0)
+    weights = ops.sum(alpha * ops.relu(grads), axis=(1, 2))
+    return _weighted_sum(acts, weights)
 
 
 @empty_batch_safe
@@ -98,14 +113,8 @@ def grad_cam(
     >>> keras_brnpa.explain.grad_cam(model, images, upsample=True).shape
     (2, 64, 64)
     """
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
-                   reshape_transform)
-    maps = []
-    with setup.output_scale() as scale:
-        for index in setup.batches():
-            acts, grads = setup.gradients(index, scale)
-            maps.append(_weighted_sum(acts, keras.ops.mean(grads, axis=(1, 2))))
-    return setup.finish(maps)
+    return gradient_cam(_grad_cam, model, images, layer_name, class_index, batch_size,
+                        upsample, from_logits, reshape_transform)
 
 
 @empty_batch_safe
@@ -147,20 +156,8 @@ def grad_cam_plus_plus(
     >>> keras_brnpa.explain.grad_cam_plus_plus(model, images, class_index=1).shape
     (2, 2, 2)
     """
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
-                   reshape_transform)
-    maps = []
-    ops = keras.ops
-    with setup.output_scale() as scale:
-        for index in setup.batches():
-            acts, grads = setup.gradients(index, scale)
-            g2 = grads * grads
-            denominator = 2.0 * g2 + ops.sum(acts, axis=(1, 2), keepdims=True) * g2 * grads
-            nonzero = ops.not_equal(denominator, 0.0)
-            alpha = ops.where(nonzero, g2 / ops.where(nonzero, denominator, 1.0), 0.0)
-            weights = ops.sum(alpha * ops.relu(grads), axis=(1, 2))
-            maps.append(_weighted_sum(acts, weights))
-    return setup.finish(maps)
+    return gradient_cam(_grad_cam_plus_plus, model, images, layer_name, class_index,
+                        batch_size, upsample, from_logits, reshape_transform)
 
 
 @empty_batch_safe

@@ -1,6 +1,6 @@
 """More gradient CAMs: HiResCAM, XGrad-CAM and Layer-CAM.
 
-Each is Grad-CAM's one forward and one backward pass (``cam._Setup``),
+Each is Grad-CAM's one forward and one backward pass (``_setup.gradient_cam``),
 with another way of turning the gradients ``g = d y_c / d A`` and the
 activations ``A`` (B, h, w, K) into a map, as pytorch-grad-cam's
 ``HiResCAM``, ``XGradCAM`` and ``LayerCAM`` do.
@@ -9,20 +9,8 @@ activations ``A`` (B, h, w, K) into a map, as pytorch-grad-cam's
 import keras
 
 from keras_brnpa._checks import empty_batch_safe
-from keras_brnpa.explain._setup import _Setup
 from keras_brnpa.explain._setup import _weighted_sum
-
-
-def _gradient_cam(combine, model, images, layer_name, class_index, batch_size, upsample,
-                  from_logits, reshape_transform):
-    setup = _Setup(model, images, layer_name, class_index, batch_size, upsample, from_logits,
-                   reshape_transform)
-    maps = []
-    with setup.output_scale() as scale:
-        for index in setup.batches():
-            acts, grads = setup.gradients(index, scale)
-            maps.append(combine(acts, grads))
-    return setup.finish(maps)
+from keras_brnpa.explain._setup import gradient_cam as _gradient_cam
 
 
 def _hires(acts, grads):
