@@ -23,10 +23,19 @@ demo: setup
 # The whole suite once per backend; fails if any backend fails. The three
 # backends run side by side (TEST_JOBS=1 runs them one after the other):
 # most of the time is single-threaded Python, so this shortens CI on 2 cores.
+# Each run uses one thread per library: three processes with a pool of
+# two threads each on two cores spin-wait on one another (a torch epoch
+# measured 0.8 s with one thread, 2-30 s with the default pools).
+# JAX, the long pole (XLA compiles every new shape), runs at normal
+# priority and the others at nice $(TEST_NICE). Slowest tests: .test-logs/.
 TEST_JOBS ?= 3
+TEST_NICE ?= 5
+TEST_THREADS ?= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
+	TF_NUM_INTEROP_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 test: setup
 	@mkdir -p .test-logs; \
-	run() { KERAS_BACKEND=$$1 $(PY) -m pytest -q --doctest-modules keras_brnpa tests $(PYTEST_ARGS) > .test-logs/$$1.log 2>&1; echo $$? > .test-logs/$$1.rc; }; \
+	run() { level=$(TEST_NICE); [ "$$1" = jax ] && level=0; \
+		env $(TEST_THREADS) KERAS_BACKEND=$$1 nice -n $$level $(PY) -m pytest -q --doctest-modules --durations=40 keras_brnpa tests $(PYTEST_ARGS) > .test-logs/$$1.log 2>&1; echo $$? > .test-logs/$$1.rc; }; \
 	if [ "$(TEST_JOBS)" = "1" ]; then \
 		for backend in $(BACKENDS); do run $$backend; done; \
 	else \
