@@ -8,6 +8,9 @@
 - ``sparsity``: its per-map inverse, higher = sparser;
 - ``pointing_game`` / ``energy_in_mask``: agreement with ground-truth masks
   or boxes;
+- ``model_randomization``: the model-randomisation sanity check (does
+  the map change when the model's weights are random?);
+- ``road``: ROAD (removal with noisy linear imputation);
 - ``cmc_map``: re-identification rank-k and mAP (Market-1501 protocol).
 
 Every function takes NumPy arrays (or backend tensors) and returns NumPy
@@ -26,6 +29,7 @@ from keras_brnpa.metrics import faithfulness
 from keras_brnpa.metrics import localization
 from keras_brnpa.metrics import map_sparsity
 from keras_brnpa.metrics import perturbation
+from keras_brnpa.metrics import randomization
 from keras_brnpa.metrics import reid
 from keras_brnpa.metrics import road_metric
 from keras_brnpa.metrics.faithfulness import deletion_auc
@@ -41,6 +45,7 @@ from keras_brnpa.metrics.perturbation import default_blur_kernel_size
 from keras_brnpa.metrics.perturbation import fit_saliency
 from keras_brnpa.metrics.perturbation import saliency_grid
 from keras_brnpa.metrics.perturbation import step_counts
+from keras_brnpa.metrics.randomization import model_randomization
 from keras_brnpa.metrics.reid import cmc_map
 from keras_brnpa.metrics.road_metric import noisy_linear_impute
 from keras_brnpa.metrics.road_metric import road
@@ -59,8 +64,10 @@ __all__ = [
     "localization",
     "noisy_linear_impute",
     "map_sparsity",
+    "model_randomization",
     "perturbation",
     "pointing_game",
+    "randomization",
     "saliency_grid",
     "reid",
     "road",
