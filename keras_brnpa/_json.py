@@ -23,8 +23,20 @@ def json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_json(path, data):
+def write_json(path, data, sort_keys=True):
     """Write ``data`` as JSON to ``path`` atomically (never half a file).
+
+    The text goes to ``<path>.tmp``, is synced to the disk and then renamed
+    over ``path``: a crash or a full disk leaves either the previous file
+    or the new one, and no ``.tmp`` file.
+
+    Args:
+        path: the destination file.
+        data: JSON-able data (NumPy scalars and arrays allowed).
+        sort_keys: bool, write the keys of every dict in sorted order.
+
+    Returns:
+        ``path``.
 
     Example:
 
@@ -35,8 +47,17 @@ def write_json(path, data):
     '{\\n  "x": 1\\n}\\n'
     """
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=sort_keys, default=json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
     return path

@@ -28,7 +28,7 @@ import time
 from keras_brnpa._checks import check_bool
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
-from keras_brnpa._json import json_default
+from keras_brnpa._json import write_json
 
 
 #: The run record: name, settings, ``"running"`` or ``"finished"``.
@@ -52,21 +52,6 @@ def _read_json(path):
         return None
     except (OSError, ValueError):
         return {"status": "unreadable"}
-
-
-def _write_json(path, data):
-    """Write JSON atomically (a crash never leaves half a file)."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 def _remove(path):
@@ -214,7 +199,7 @@ def start_run(directory, config=None, name=None, overwrite=False, files=RUN_FILE
                 "settings, or pass overwrite=True"
             )
     os.makedirs(directory, exist_ok=True)
-    _write_json(
+    write_json(
         path,
         {
             "command": (run or {}).get("command") or name or "fit",
@@ -254,7 +239,7 @@ def finish_run(directory, **info):
     run.update(info)
     run["status"] = "finished"
     run["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    _write_json(path, run)
+    write_json(path, run)
     return run
 
 
@@ -337,7 +322,7 @@ def _history_callback(path):
             epochs.append(entry)
             history["epochs"] = sorted(epochs, key=lambda e: e["epoch"])
             try:
-                _write_json(path, history)
+                write_json(path, history)
             except OSError as error:
                 raise RunStorageError(
                     error, f"{path} after epoch {epoch + 1}; run the same call again to "
@@ -587,7 +572,7 @@ def _backup_callback(backup_dir):
                         keras.ops.convert_to_numpy(v).tolist() for v in self._seed_states()
                     ],
                 }
-                _write_json(self._manifest, {"copies": [record] + kept})
+                write_json(self._manifest, {"copies": [record] + kept})
             except OSError as error:
                 if not any(r.get("file") == name for r in kept):
                     _remove(path)

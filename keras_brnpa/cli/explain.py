@@ -1,10 +1,10 @@
 """``brnpa explain``: explanation pictures of your images by any ``.keras`` classifier."""
 
 import contextlib
-import json
 import os
 import sys
 
+from keras_brnpa._json import write_json
 from keras_brnpa.cli import _common
 from keras_brnpa.cli import _data
 from keras_brnpa.cli import _options
@@ -179,8 +179,4 @@ def run(args, callbacks=()):
 
 def _write_index(path, args, methods, entries):
     data = {"model": os.path.abspath(args.model), "methods": methods, "images": entries}
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json(path, data, sort_keys=False)
