@@ -8,9 +8,9 @@ from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
 from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
 from keras_brnpa.layers.brnpa_attention import BRNPAAttention
-from keras_brnpa.models.backbones import build_backbone
-
-HEADS = ("brnpa", "bcnn", "gap")
+from keras_brnpa.models._heads import HEADS
+from keras_brnpa.models._heads import head_outputs
+from keras_brnpa.models._heads import images_to_head
 
 
 def build_classifier(
@@ -65,41 +65,9 @@ def build_classifier(
     check_choice("head", head, HEADS)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise invalid("dropout", dropout, "a float in [0, 1)")
-    if isinstance(backbone, keras.Model):
-        features_model = build_backbone(backbone)
-        if features_model.name != "backbone" and len(getattr(features_model, "inputs", None) or []) == 1:
-            # attention_model() and the explainers find the backbone by its
-            # name: rename by wrapping (the layers and weights are shared).
-            features_model = keras.Model(
-                features_model.inputs[0], features_model.outputs[0], name="backbone"
-            )
-    else:
-        features_model = build_backbone(
-            backbone, resolution=resolution, weights=weights, input_shape=input_shape
-        )
-    inputs = keras.Input(tuple(features_model.input_shape[1:]), name="images")
-    features = features_model(inputs)
-    if head == "brnpa":
-        head_layer = BRNPAAttention(
-            n_parts=n_parts,
-            refine=refine,
-            selection=selection,
-            seed=seed,
-            data_format="channels_last",
-            name="head",
-        )
-    elif head == "bcnn":
-        head_layer = BilinearAttentionPooling(
-            n_parts=n_parts, data_format="channels_last", name="head"
-        )
-    else:
-        head_layer = keras.layers.GlobalAveragePooling2D(name="head")
-    if head == "gap":
-        x = head_layer(features)
-    else:
-        # Always ask for the maps so that every call of the head layer has
-        # the same outputs: attention_model() calls it again for the maps.
-        x, _ = head_layer(features, return_attention_maps=True)
+    inputs, x = images_to_head(
+        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed
+    )
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=name or f"{head}_classifier")
@@ -232,10 +200,8 @@ def attention_model(model):
         lambda f: ops.sqrt(ops.sum(ops.square(ops.cast(f, "float32")), axis=-1)),
         name="feature_norm",
     )(features)
-    if isinstance(head, (BRNPAAttention, BilinearAttentionPooling)):
-        vectors, maps = head(features, return_attention_maps=True)
-    else:
-        vectors = head(features)
+    vectors, maps = head_outputs(head, features)
+    if maps is None:
         maps = keras.layers.Reshape(tuple(features.shape[1:3]) + (1,))(norm)
     output = vectors
     for layer in tail:

@@ -5,23 +5,9 @@ import keras
 from keras_brnpa._checks import check_choice
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
-from keras_brnpa.layers.bilinear_attention_pooling import BilinearAttentionPooling
-from keras_brnpa.layers.brnpa_attention import BRNPAAttention
-from keras_brnpa.models.backbones import build_backbone
-from keras_brnpa.models.classifier import HEADS
-
-
-def _features_model(backbone, resolution, weights, input_shape):
-    if isinstance(backbone, keras.Model):
-        features_model = build_backbone(backbone)
-        if features_model.name != "backbone" and len(getattr(features_model, "inputs", None) or []) == 1:
-            # attention_model() finds the backbone by its name: rename by
-            # wrapping (the layers and weights are shared).
-            features_model = keras.Model(
-                features_model.inputs[0], features_model.outputs[0], name="backbone"
-            )
-        return features_model
-    return build_backbone(backbone, resolution=resolution, weights=weights, input_shape=input_shape)
+from keras_brnpa.models._heads import HEADS
+from keras_brnpa.models._heads import head_outputs
+from keras_brnpa.models._heads import images_to_head
 
 
 def build_embedding_model(
@@ -90,24 +76,9 @@ def build_embedding_model(
         embedding_dim = check_positive_int("embedding_dim", embedding_dim)
     if name is not None and (not isinstance(name, str) or not name):
         raise invalid("name", name, "None or a non-empty string")
-    features_model = _features_model(backbone, resolution, weights, input_shape)
-    inputs = keras.Input(tuple(features_model.input_shape[1:]), name="images")
-    features = features_model(inputs)
-    if head == "brnpa":
-        head_layer = BRNPAAttention(
-            n_parts=n_parts,
-            refine=refine,
-            selection=selection,
-            seed=seed,
-            data_format="channels_last",
-            name="head",
-        )
-        x, _ = head_layer(features, return_attention_maps=True)
-    elif head == "bcnn":
-        head_layer = BilinearAttentionPooling(n_parts=n_parts, data_format="channels_last", name="head")
-        x, _ = head_layer(features, return_attention_maps=True)
-    else:
-        x = keras.layers.GlobalAveragePooling2D(name="head")(features)
+    inputs, x = images_to_head(
+        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed
+    )
     if embedding_dim is not None:
         x = keras.layers.Dense(embedding_dim, name="projection")(x)
     embedding = keras.layers.UnitNormalization(axis=-1, name="embedding", dtype="float32")(x)
@@ -168,10 +139,7 @@ def with_id_logits(model, num_ids, name=None):
     head = model.get_layer("head")
     inputs = keras.Input(tuple(model.input_shape[1:]), name="images")
     features = model.get_layer("backbone")(inputs)
-    if isinstance(head, (BRNPAAttention, BilinearAttentionPooling)):
-        vectors, _ = head(features, return_attention_maps=True)
-    else:
-        vectors = head(features)
+    vectors, _ = head_outputs(head, features)
     if "projection" in names:
         vectors = model.get_layer("projection")(vectors)
     embedding = model.get_layer("embedding")(vectors)
