@@ -154,14 +154,20 @@ def class_names(num_classes, num_part_regions=3):
     ]
 
 
-def _check_args(num_images, image_size, num_distractors, noise):
+def _check_args(num_images, image_size, num_distractors, noise, min_size=16):
+    """The arguments every synthetic generator shares, checked and converted.
+
+    Returns ``(num_images, image_size, num_distractors, noise)`` as
+    ``(int, int, int, float)``; ``image_size`` may be a square ``(s, s)``.
+    """
     num_images = check_positive_int("num_images", num_images)
     if isinstance(image_size, (tuple, list)):
         if len(image_size) != 2 or image_size[0] != image_size[1]:
-            raise invalid("image_size", image_size, "an integer >= 16 (square images)")
+            raise invalid("image_size", image_size, f"an integer >= {min_size} (square images)")
         image_size = image_size[0]
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
-        raise invalid("image_size", image_size, "an integer >= 16")
+    if (isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer))
+            or image_size < min_size):
+        raise invalid("image_size", image_size, f"an integer >= {min_size}")
     if (
         isinstance(num_distractors, bool)
         or not isinstance(num_distractors, (int, np.integer))

@@ -15,9 +15,9 @@ given ``seed`` and needs no download; the glyphs do not depend on ``seed``.
 
 import numpy as np
 
-from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_seed
 from keras_brnpa._checks import invalid
+from keras_brnpa.datasets.synthetic import _check_args
 from keras_brnpa.datasets.synthetic import _grating
 from keras_brnpa.datasets.synthetic import _stamp
 
@@ -183,23 +183,13 @@ def synthetic_clutter(num_images=1000, image_size=64, num_classes=10, seed=0,
     >>> sorted(set(labels.tolist())) == list(range(10)), bool(masks.any(axis=(1, 2)).all())
     (True, True)
     """
-    num_images = check_positive_int("num_images", num_images)
-    if isinstance(image_size, (tuple, list)):
-        if len(image_size) != 2 or image_size[0] != image_size[1]:
-            raise invalid("image_size", image_size, "an integer >= 32 (square images)")
-        image_size = image_size[0]
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 32:
-        raise invalid("image_size", image_size, "an integer >= 32")
+    num_images, size, num_distractors, noise = _check_args(
+        num_images, image_size, num_distractors, noise, min_size=32
+    )
     if (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
             or not 2 <= num_classes <= 10):
         raise invalid("num_classes", num_classes, "an integer in [2, 10]")
     seed = check_seed(seed)
-    if (isinstance(num_distractors, bool) or not isinstance(num_distractors, (int, np.integer))
-            or num_distractors < 0):
-        raise invalid("num_distractors", num_distractors, "an integer >= 0")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 0.5:
-        raise invalid("noise", noise, "a float in [0, 0.5]")
-    size = int(image_size)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 23])
     labels = rng.permutation(np.arange(num_images) % num_classes).astype("int64")
     images = np.empty((num_images, size, size, 3), "float32")
@@ -208,6 +198,6 @@ def synthetic_clutter(num_images=1000, image_size=64, num_classes=10, seed=0,
         stop = min(start + _CHUNK, num_images)
         chunk_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, start // _CHUNK, 23])
         images[start:stop], masks[start:stop] = _render(
-            chunk_rng, labels[start:stop], size, int(num_distractors), float(noise)
+            chunk_rng, labels[start:stop], size, num_distractors, noise
         )
     return images, labels, masks
