@@ -25,7 +25,24 @@ _HELD = {}
 
 
 class FolderInUseError(RuntimeError):
-    """Another process holds the folder's lock."""
+    """Another process holds the folder's lock (``.brnpa.lock``).
+
+    Raised by ``keras_brnpa.training.fit_resumable`` (and reported by the
+    ``brnpa`` commands) when another process works in the same folder.
+
+    Attributes:
+        path: the folder.
+        pid: the process id of the lock's owner, or ``None``.
+
+    Example:
+
+    >>> import keras_brnpa
+    >>> error = keras_brnpa.training.FolderInUseError("runs/a", 1234)
+    >>> str(error)
+    'another process (process 1234) is using runs/a; wait for it to finish, or choose another folder'
+    >>> isinstance(error, RuntimeError), error.pid
+    (True, 1234)
+    """
 
     def __init__(self, path, pid):
         owner = f" (process {pid})" if pid else ""

@@ -176,3 +176,82 @@ def test_invalid_arguments(tmp_path):
         training.start_run(str(file))
     with pytest.raises(ValueError, match="argument path"):
         training.save_model(model, str(tmp_path / "model.h5"))
+
+
+# ----------------------------------------------- one process, an atomic save
+def test_a_second_process_on_the_folder_is_refused_and_the_lock_is_reentrant(tmp_path):
+    import subprocess
+    import sys
+
+    from keras_brnpa import _lock
+
+    folder = str(tmp_path / "run")
+    train, _ = _data()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\n"
+         "from keras_brnpa import _lock\n"
+         "with _lock.folder_lock(sys.argv[1]):\n"
+         "    print('locked', flush=True)\n"
+         "    sys.stdin.read()\n", folder],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(training.FolderInUseError,
+                           match=rf"^another process \(process {holder.pid}\) is using "):
+            training.fit_resumable(_model(), train, epochs=1, directory=folder, verbose=0)
+        assert os.listdir(folder) == [_lock.LOCK_FILE]  # nothing of a run written
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0 and os.listdir(folder) == []
+    # A caller that holds the lock (the CLI) may call fit_resumable inside it.
+    with _lock.folder_lock(folder):
+        history = training.fit_resumable(_model(), train, epochs=1, directory=folder, verbose=0)
+        assert os.path.exists(os.path.join(folder, _lock.LOCK_FILE))
+    assert [entry["epoch"] for entry in history] == [1]
+    assert sorted(os.listdir(folder)) == ["history.json", "model.keras", "run.json"]
+
+
+def test_a_failed_final_save_leaves_no_partial_file_and_the_run_resumes(tmp_path, monkeypatch):
+    import errno
+
+    folder = str(tmp_path / "run")
+    train, _ = _data()
+    model = _model()
+    save = keras.Model.save
+
+    def full_disk(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half a zip file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(training.RunStorageError,
+                       match=r"^No space left on device: could not write .*model\.keras"):
+        training.fit_resumable(model, train, epochs=1, directory=folder, verbose=0)
+    assert sorted(os.listdir(folder)) == ["backup", "history.json", "run.json"]
+    with open(os.path.join(folder, training.RUN_FILE)) as f:
+        assert json.load(f)["status"] == "running"
+    monkeypatch.setattr(keras.Model, "save", save)  # space freed: the same call finishes
+    history = training.fit_resumable(_model(), train, epochs=1, directory=folder, verbose=0)
+    assert [entry["epoch"] for entry in history] == [1]
+    assert sorted(os.listdir(folder)) == ["history.json", "model.keras", "run.json"]
+    saved = keras.models.load_model(os.path.join(folder, training.MODEL_FILE))
+    for a, b in zip(saved.get_weights(), model.get_weights()):  # the epoch of the first call
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_save_model_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"the previous model")
+
+    def broken(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 half")
+        raise RuntimeError("serialisation failed")
+
+    monkeypatch.setattr(keras.Model, "save", broken)
+    with pytest.raises(RuntimeError, match="serialisation failed"):
+        training.save_model(_model(), str(path))
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+    assert path.read_bytes() == b"the previous model"

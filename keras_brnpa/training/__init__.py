@@ -12,7 +12,9 @@ A run lives in one folder:
   that a kill during a save loses nothing and a damaged copy falls back to
   the other), removed once the final model is saved;
 - ``history.json``: the logs of every epoch, across interruptions;
-- ``model.keras``: the final model, written atomically.
+- ``model.keras``: the final model, written atomically;
+- ``.brnpa.lock``: held while a process works in the folder (one at a
+  time), removed at the end.
 
 ``fit_resumable`` does all of it; ``start_run``, ``finish_run``,
 ``save_model``, ``discard_backup``, ``read_history`` and ``clear_run`` are
@@ -25,6 +27,7 @@ import), ``backup`` (``RunBackup``, the consistent ``BackupAndRestore``),
 (``fit_resumable``).
 """
 
+from keras_brnpa._lock import FolderInUseError
 from keras_brnpa.training.fit import fit_resumable
 from keras_brnpa.training.run import BACKUP_COPIES
 from keras_brnpa.training.run import BACKUP_DIR
@@ -44,6 +47,7 @@ from keras_brnpa.training.run import start_run
 __all__ = [
     "BACKUP_DIR",
     "BACKUP_MANIFEST",
+    "FolderInUseError",
     "HISTORY_FILE",
     "MODEL_FILE",
     "RUN_FILE",

@@ -5,10 +5,13 @@ import os
 from keras_brnpa._checks import check_bool
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
+from keras_brnpa._lock import folder_lock
 from keras_brnpa.training.run import BACKUP_DIR
 from keras_brnpa.training.run import HISTORY_FILE
 from keras_brnpa.training.run import MODEL_FILE
 from keras_brnpa.training.run import _check_directory
+from keras_brnpa.training.run import _partial_path
+from keras_brnpa.training.run import _remove
 from keras_brnpa.training.run import discard_backup
 from keras_brnpa.training.run import finish_run
 from keras_brnpa.training.run import read_history
@@ -57,8 +60,19 @@ def fit_resumable(
     epoch's
     logs are added to ``directory/history.json`` (see ``read_history``).
     With ``finish=True`` the fitted model is then saved atomically to
-    ``directory/model.keras``, the backup removed and ``run.json`` marked
-    finished (with ``epochs_done`` and the ``final`` logs).
+    ``directory/model.keras`` (written to ``model.partial.keras`` and
+    renamed; a failed save removes the partial file and the run stays
+    resumable), the backup removed and ``run.json`` marked finished (with
+    ``epochs_done`` and the ``final`` logs).
+
+    One process per folder: the call holds ``directory/.brnpa.lock`` (the
+    lock of the ``brnpa`` commands) from start to end, so a second
+    process on the same folder gets a ``FolderInUseError`` at once instead
+    of mixing its epochs with the first's. The lock is re-entrant within a
+    process (a caller that already holds it, as ``brnpa train`` does, may
+    call ``fit_resumable``); with ``finish=False`` it is released when the
+    call returns. A lock left by a killed process is taken over with a
+    warning.
 
     Data order: when ``train_data`` has a ``set_epoch(epoch)`` method (as
     ``keras_brnpa.datasets.ArrayDataset``, ``synthetic_parts_dataset`` and
@@ -98,8 +112,9 @@ def fit_resumable(
     Raises:
         ValueError: invalid arguments, or ``directory`` holds a finished run
             (or an unfinished run recorded with other settings).
-        RunStorageError: a backup or the history could not be written
-            (a full disk); the run folder stays resumable.
+        RunStorageError: a backup, the history or the final model could
+            not be written (a full disk); the run folder stays resumable.
+        FolderInUseError: another process is using ``directory``.
 
     Example:
 
@@ -130,26 +145,28 @@ def fit_resumable(
     for name in ("x", "y", "epochs", "initial_epoch", "validation_data", "callbacks", "verbose"):
         if name in fit_kwargs:
             raise invalid(name, fit_kwargs[name], "not given: fit_resumable sets it")
-    start_run(directory, overwrite=overwrite)
-
-    ordered = callable(getattr(train_data, "set_epoch", None))
-    callbacks = list(callbacks)
-    run_callbacks = [HistoryFile(os.path.join(directory, HISTORY_FILE))]
-    if ordered:
-        run_callbacks.insert(0, EpochSetter(train_data))
-        fit_kwargs.setdefault("shuffle", False)
-    run_callbacks.append(RunBackup(os.path.join(directory, BACKUP_DIR)))
-    model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=epochs,
-        callbacks=run_callbacks + callbacks,
-        verbose=verbose,
-        **fit_kwargs,
-    )
-    history = read_history(directory)
-    if finish:
-        save_model(model, os.path.join(directory, MODEL_FILE))
-        discard_backup(directory)
-        finish_run(directory, epochs_done=len(history), final=history[-1] if history else {})
+    with folder_lock(directory):
+        start_run(directory, overwrite=overwrite)
+        # A kill during an earlier final save may have left the partial file.
+        _remove(_partial_path(os.path.join(directory, MODEL_FILE)))
+        ordered = callable(getattr(train_data, "set_epoch", None))
+        callbacks = list(callbacks)
+        run_callbacks = [HistoryFile(os.path.join(directory, HISTORY_FILE))]
+        if ordered:
+            run_callbacks.insert(0, EpochSetter(train_data))
+            fit_kwargs.setdefault("shuffle", False)
+        run_callbacks.append(RunBackup(os.path.join(directory, BACKUP_DIR)))
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=epochs,
+            callbacks=run_callbacks + callbacks,
+            verbose=verbose,
+            **fit_kwargs,
+        )
+        history = read_history(directory)
+        if finish:
+            save_model(model, os.path.join(directory, MODEL_FILE))
+            discard_backup(directory)
+            finish_run(directory, epochs_done=len(history), final=history[-1] if history else {})
     return history

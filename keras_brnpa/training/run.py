@@ -260,10 +260,15 @@ def save_model(model, path):
 
     The model is written to ``<path without .keras>.partial.keras`` and then
     renamed, so ``path`` holds either the previous file or the new one.
+    When the write fails (a full disk, an error while serialising, Ctrl-C)
+    the partial file is removed and ``path`` is left as it was.
 
     Args:
         model: a Keras model.
         path: destination, ending in ``.keras``.
+
+    Raises:
+        RunStorageError: the file could not be written (an ``OSError``).
 
     Example:
 
@@ -277,9 +282,21 @@ def save_model(model, path):
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise invalid("path", path, "a file name ending in '.keras'")
-    tmp = path[: -len(".keras")] + ".partial.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    tmp = _partial_path(path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as error:
+        _remove(tmp)
+        raise RunStorageError(error, f"{path} (it is as it was before the save)") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _partial_path(path):
+    """Where ``save_model`` writes ``path`` before renaming it."""
+    return os.fspath(path)[: -len(".keras")] + ".partial.keras"
 
 
 def discard_backup(directory):
