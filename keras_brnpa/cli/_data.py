@@ -143,8 +143,6 @@ def load_test_data(args):
 def read_class_names(option, model_path=None):
     """Class names from ``--class-names`` (a file, one per line, or a comma list),
     else from the run folder of the model (``run.json``), else ``None``."""
-    import json
-
     if option:
         if os.path.isfile(option):
             with open(option) as f:
@@ -155,12 +153,21 @@ def read_class_names(option, model_path=None):
             raise UsageError(f"--class-names: no class name in {option!r}")
         return names
     if model_path:
-        run = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
-        try:
-            with open(run) as f:
-                names = json.load(f).get("class_names")
-        except (OSError, ValueError, AttributeError):
-            return None
+        names = recorded_run_field(model_path, "class_names")
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
             return names
     return None
+
+
+def recorded_run_field(model_path, key):
+    """The field ``key`` of ``run.json`` in the folder of the model file
+    ``model_path``; ``None`` when the file is missing, unreadable, not JSON or
+    not a JSON object, or has no such field."""
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
+    try:
+        with open(path) as f:
+            return json.load(f).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -41,14 +41,7 @@ SPLITS = ("validation", "train", "all")
 def recorded_split(model_path, data):
     """``(validation_split, seed)`` recorded in ``run.json`` next to the model
     when the run trained on the folder ``data``; ``None`` otherwise."""
-    import json
-
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "run.json")
-    try:
-        with open(path) as f:
-            config = json.load(f).get("config")
-    except (OSError, ValueError, AttributeError):
-        return None
+    config = _data.recorded_run_field(model_path, "config")
     if not isinstance(config, dict) or "validation_split" not in config:
         return None
     if config.get("data") and os.path.abspath(config["data"]) != os.path.abspath(data):
