@@ -39,12 +39,18 @@ def check_positive_int(name, value):
     >>> check_positive_int("batch_size", 4)
     4
     """
+    return _positive_int(name, value, "an integer >= 1")
+
+
+def _positive_int(name, value, expected):
+    """``value`` as an int if it is an integer >= 1 (not a bool); else a
+    ValueError saying ``expected``."""
     if (
         isinstance(value, (bool, np.bool_))
         or not isinstance(value, numbers.Integral)
         or value < 1
     ):
-        raise invalid(name, value, "an integer >= 1")
+        raise invalid(name, value, expected)
     return int(value)
 
 
@@ -59,13 +65,7 @@ def check_optional_positive_int(name, value):
     """
     if value is None:
         return None
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Integral)
-        or value < 1
-    ):
-        raise invalid(name, value, "None or an integer >= 1")
-    return int(value)
+    return _positive_int(name, value, "None or an integer >= 1")
 
 
 def check_choice(name, value, choices):
