@@ -234,16 +234,24 @@ def synthetic_parts(
     )
     table = class_table(num_classes, num_part_regions)
     seed = check_seed(seed)
-    rng = np.random.default_rng(seed)
+    return _render_in_chunks(
+        np.random.default_rng(seed), seed, 7, num_images, num_classes, size,
+        lambda chunk_rng, labels: _render(chunk_rng, table[labels], size, num_distractors, noise),
+    )
+
+
+def _render_in_chunks(rng, seed, salt, num_images, num_classes, size, render):
+    """``(images, labels, masks)``: balanced labels shuffled with ``rng``, then
+    ``render(chunk_rng, labels) -> (images, masks)`` on ``_CHUNK`` images at a
+    time, each chunk with its own generator seeded by ``(seed, chunk, salt)``
+    (so an image does not depend on how many images are made)."""
     labels = rng.permutation(np.arange(num_images) % num_classes).astype("int64")
     images = np.empty((num_images, size, size, 3), "float32")
     masks = np.empty((num_images, size, size), bool)
     for start in range(0, num_images, _CHUNK):
         stop = min(start + _CHUNK, num_images)
-        chunk_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, start // _CHUNK, 7])
-        images[start:stop], masks[start:stop] = _render(
-            chunk_rng, table[labels[start:stop]], size, num_distractors, noise
-        )
+        chunk_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, start // _CHUNK, salt])
+        images[start:stop], masks[start:stop] = render(chunk_rng, labels[start:stop])
     return images, labels, masks
 
 

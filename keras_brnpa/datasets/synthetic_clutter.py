@@ -19,6 +19,7 @@ from keras_brnpa._checks import check_seed
 from keras_brnpa._checks import invalid
 from keras_brnpa.datasets.synthetic import _check_args
 from keras_brnpa.datasets.synthetic import _grating
+from keras_brnpa.datasets.synthetic import _render_in_chunks
 from keras_brnpa.datasets.synthetic import _stamp
 
 _FONT = (
@@ -37,9 +38,6 @@ _FONT = (
 #: The 10 digit glyphs of ``synthetic_clutter``: boolean ``(10, 7, 5)``
 #: bitmaps (rows top to bottom), class ``k`` is digit ``k``.
 DIGIT_GLYPHS = np.array([[[c == "#" for c in row] for row in g] for g in _FONT], dtype=bool)
-
-# Images rendered at once (bounds the memory of the vectorised renderer).
-_CHUNK = 128
 
 
 def _glyph_shape(glyphs, cell, angle, slant, window=None):
@@ -190,14 +188,7 @@ def synthetic_clutter(num_images=1000, image_size=64, num_classes=10, seed=0,
             or not 2 <= num_classes <= 10):
         raise invalid("num_classes", num_classes, "an integer in [2, 10]")
     seed = check_seed(seed)
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 23])
-    labels = rng.permutation(np.arange(num_images) % num_classes).astype("int64")
-    images = np.empty((num_images, size, size, 3), "float32")
-    masks = np.empty((num_images, size, size), bool)
-    for start in range(0, num_images, _CHUNK):
-        stop = min(start + _CHUNK, num_images)
-        chunk_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, start // _CHUNK, 23])
-        images[start:stop], masks[start:stop] = _render(
-            chunk_rng, labels[start:stop], size, num_distractors, noise
-        )
-    return images, labels, masks
+    return _render_in_chunks(
+        np.random.default_rng([int(seed) & 0xFFFFFFFF, 23]), seed, 23, num_images, num_classes,
+        size, lambda chunk_rng, labels: _render(chunk_rng, labels, size, num_distractors, noise),
+    )
