@@ -3,6 +3,9 @@
 - ``deletion_auc`` / ``insertion_auc``: the paper's deletion and insertion
   areas under the curve, batched (``faithfulness.deletion_auc_loop`` and
   ``insertion_auc_loop`` are the one-forward-per-step references);
+- ``deletion_correlation`` / ``insertion_correlation``: DC and IC, the
+  correlation along those curves between the score's change and the
+  saliency removed or restored (Gomez et al. 2022);
 - ``sparsity_density``: the paper's sparsity as the authors compute it
   (all parts, times the normalised feature norm), lower = sparser;
 - ``sparsity``: its per-map inverse, higher = sparser;
@@ -25,6 +28,7 @@ Example:
 array([0.25])
 """
 
+from keras_brnpa.metrics import correlation
 from keras_brnpa.metrics import faithfulness
 from keras_brnpa.metrics import localization
 from keras_brnpa.metrics import map_sparsity
@@ -32,6 +36,9 @@ from keras_brnpa.metrics import perturbation
 from keras_brnpa.metrics import randomization
 from keras_brnpa.metrics import reid
 from keras_brnpa.metrics import road_metric
+from keras_brnpa.metrics.correlation import curve_area
+from keras_brnpa.metrics.correlation import deletion_correlation
+from keras_brnpa.metrics.correlation import insertion_correlation
 from keras_brnpa.metrics.faithfulness import deletion_auc
 from keras_brnpa.metrics.faithfulness import insertion_auc
 from keras_brnpa.metrics.localization import boxes_to_masks
@@ -55,12 +62,16 @@ __all__ = [
     "box_blur",
     "boxes_to_masks",
     "cmc_map",
+    "correlation",
+    "curve_area",
     "default_blur_kernel_size",
+    "deletion_correlation",
     "deletion_auc",
     "energy_in_mask",
     "faithfulness",
     "fit_saliency",
     "insertion_auc",
+    "insertion_correlation",
     "localization",
     "noisy_linear_impute",
     "map_sparsity",
