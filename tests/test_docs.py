@@ -3,7 +3,8 @@
 - Every ```python block of ``docs/**/*.md`` and ``README.md`` runs, the
   blocks of a page in order in one fresh namespace, in a temporary working
   directory. A block whose first line is a skip marker (``# needs-download``
-  or ``# needs-gpu``) is only compiled (a syntax check): see
+  or ``# needs-gpu``) is only compiled (a syntax check), and so is a block
+  marked ``# needs-keras-hub`` where keras-hub is not installed: see
   ``docs/contributing.md``.
 - ``mkdocs build --strict`` passes (once, under the TensorFlow backend: the
   site does not depend on the backend).
@@ -33,6 +34,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 API = DOCS / "api"
 SKIP_MARKERS = ("# needs-download", "# needs-gpu")
+#: Markers of blocks that need an optional extra: run when its module is
+#: installed, only compiled otherwise.
+EXTRA_MARKERS = {"# needs-keras-hub": "keras_hub"}
 MAX_FIGURE_BYTES = 150_000
 
 # An opening fence ```python (or ```py, with optional attributes) and its
@@ -61,7 +65,10 @@ def python_blocks(text):
         lines = match.group("body").splitlines()
         code = "\n".join(line[len(indent) :] if line.startswith(indent) else line for line in lines)
         first = code.lstrip().splitlines()[0].strip() if code.strip() else ""
-        skipped = any(first.startswith(marker) for marker in SKIP_MARKERS)
+        skipped = any(first.startswith(marker) for marker in SKIP_MARKERS) or any(
+            first.startswith(marker) and importlib.util.find_spec(module) is None
+            for marker, module in EXTRA_MARKERS.items()
+        )
         lineno = text.count("\n", 0, match.start()) + 2
         blocks.append((lineno, code + "\n", skipped))
     return blocks
@@ -93,6 +100,14 @@ def test_block_extraction_and_markers():
         ("# needs-download\nimport tensorflow_datasets\n", True),
     ]
     assert [lineno for lineno, _, _ in blocks] == [4, 9, 13]
+
+
+def test_extra_markers_run_a_block_only_where_the_extra_is_installed(monkeypatch):
+    text = "```python\n# needs-keras-hub\nimport keras_hub\n```\n"
+    monkeypatch.setitem(EXTRA_MARKERS, "# needs-keras-hub", "keras_brnpa")  # installed
+    assert python_blocks(text)[0][2] is False
+    monkeypatch.setitem(EXTRA_MARKERS, "# needs-keras-hub", "no_such_module_xyz")
+    assert python_blocks(text)[0][2] is True
 
 
 def test_documentation_has_runnable_code():
