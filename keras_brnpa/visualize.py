@@ -252,7 +252,10 @@ def save_gallery(path, images, maps_by_method, titles=None, alpha=0.6, cell_size
 
 
 def _auc(curves):
-    """Trapezoid area over [0, 1] of (B, steps+1) curves, per row."""
+    """Trapezoid area over [0, 1] of (B, points) curves, per row (one point: itself,
+    as ``keras_brnpa.metrics`` scores a one-step curve)."""
+    if curves.shape[1] == 1:
+        return curves[:, 0].copy()
     return ((curves[:, 1:] + curves[:, :-1]) / 2.0).mean(axis=1)
 
 
@@ -260,11 +263,11 @@ def _as_curves(name, curves):
     curves = to_numpy("curves_by_method", curves).astype("float64")
     if curves.ndim == 1:
         curves = curves[None]
-    if curves.ndim != 2 or curves.shape[1] < 2:
+    if curves.ndim != 2 or curves.shape[1] < 1:
         raise invalid(
             "curves_by_method",
             f"<{name!r}: array of shape {curves.shape}>",
-            "curves of shape (steps + 1,) or (B, steps + 1) with steps >= 1",
+            "curves of shape (points,) or (B, points) with at least one point",
         )
     return curves
 
@@ -282,7 +285,8 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
     Args:
         path: output file ending in ``.png``.
         curves_by_method: dict ``{method: curves}`` with curves
-            ``(B, steps + 1)`` (or one curve ``(steps + 1,)``), drawn in one
+            ``(B, points)`` (or one curve ``(points,)``; one point, the
+            curve of ``steps=1``, is drawn as a marker at 1), drawn in one
             panel; or a dict of such dicts, ``{"deletion": {...},
             "insertion": {...}}``, drawn one panel per key.
         title: optional figure title.
@@ -318,10 +322,12 @@ def plot_curves(path, curves_by_method, title=None, xlabel="fraction of the imag
         axis = figure.add_subplot(1, len(panels), i + 1)
         banded = 0
         for name, curves in methods.items():
-            x = np.linspace(0.0, 1.0, curves.shape[1])
+            # One point (steps=1): the score after the single step, at fraction 1.
+            x = np.linspace(0.0, 1.0, curves.shape[1]) if curves.shape[1] > 1 else np.ones(1)
             mean = curves.mean(axis=0)
-            (line,) = axis.plot(x, mean, label=f"{name} (AUC {_auc(curves).mean():.3f})")
-            if len(curves) > 1:
+            (line,) = axis.plot(x, mean, marker="o" if len(x) == 1 else None,
+                                label=f"{name} (AUC {_auc(curves).mean():.3f})")
+            if len(curves) > 1 and len(x) > 1:
                 std = curves.std(axis=0)
                 low, high = curves.min(), curves.max()  # the band stays within the data
                 axis.fill_between(x, np.clip(mean - std, low, high), np.clip(mean + std, low, high),

@@ -589,3 +589,58 @@ def test_oversized_model_files_are_refused_before_loading(tutorial_model, tmp_pa
     assert os.path.getsize(bomb) < 2**20
     code, _, err = _run(["evaluate", "--model", bomb], capsys)
     assert code == cli.EXIT_ERROR and "larger than 64 MiB" in _one_error_line(err)
+
+
+# ------------------------------------------------------------ augmentation
+@pytest.mark.backend_neutral  # the CLI's wiring and files (tests/conftest.py)
+def test_augment_wraps_the_training_batches_only(tmp_path):
+    from keras_brnpa.cli import _data
+
+    data = _folder(tmp_path / "data", (4, 4))
+    argv = ["train", "--data", data, "--image-size", "32", "--batch-size", "4", "--seed", "1"]
+    assert not cli.build_parser().parse_args(argv).augment  # off by default
+    plain = _data.load_training_data(cli.build_parser().parse_args(argv))
+    augmented = _data.load_training_data(cli.build_parser().parse_args(argv + ["--augment"]))
+    assert isinstance(augmented[0], keras_brnpa.datasets.AugmentedDataset)
+    assert augmented[2] == plain[2]
+    # Validation: the very same batches, not augmented.
+    assert not isinstance(augmented[1], keras_brnpa.datasets.AugmentedDataset)
+    assert len(augmented[1]) == len(plain[1]) >= 1
+    for i in range(len(plain[1])):
+        for got, expected in zip(augmented[1][i], plain[1][i]):
+            np.testing.assert_array_equal(got, expected)
+    # Training: same shapes and labels, other pixels.
+    for i in range(len(plain[0])):
+        (x, y), (raw_x, raw_y) = augmented[0][i], plain[0][i]
+        assert x.shape == raw_x.shape and x.dtype == raw_x.dtype
+        np.testing.assert_array_equal(y, raw_y)
+        assert np.abs(x - raw_x).max() > 0.01
+    assert cli.build_parser().parse_args(["distill", "--teacher", "t.keras", "--augment"]).augment
+
+
+@pytest.mark.backend_neutral  # the CLI's wiring and files (tests/conftest.py)
+def test_train_augment_is_recorded_in_run_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = _run(["train", "--image-size", "32", "--num-images", "4", "--num-classes",
+                         "2", "--batch-size", "4", "--epochs", "1", "--augment", "--eager",
+                         "--quiet", "--output", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads((out / "run.json").read_text())["config"]["augment"] is True
+
+
+# --------------------------------------------------------------- evaluate
+def test_evaluate_with_one_step_scores_and_draws_one_point_curves(tutorial_model, tmp_path,
+                                                                  capsys):
+    model, path, _ = tutorial_model
+    out = tmp_path / "one"
+    code, _, err = _run(["evaluate", "--model", path, "--num-images", "4", "--num-classes", "3",
+                         "--steps", "1", "--methods", "gradcam", "--output", str(out),
+                         "--quiet"], capsys)
+    assert code == 0, err
+    assert (out / "curves.png").stat().st_size > 0
+    (row,) = json.loads((out / "metrics.json").read_text())["rows"]
+    # One insertion step restores every cell: the curve is the intact image's
+    # probability of its predicted class, and the area is that point.
+    images, _, _ = keras_brnpa.datasets.synthetic_parts(4, 32, 3, 2000)  # evaluate's test set
+    probabilities = keras.ops.convert_to_numpy(model(images * 255.0))
+    assert row["iauc"] == pytest.approx(float(probabilities.max(axis=1).mean()), abs=1e-4)

@@ -196,6 +196,22 @@ def test_load_tfds_without_masks_gives_pairs_for_fit():
     assert tuple(element[0].shape) == (16, 16, 3)
 
 
+def test_load_tfds_augment_false_shuffles_the_centre_crops():
+    def images(**kwargs):
+        data = datasets.load_tfds("cars196", "train", image_size=16, seed=0, **kwargs)
+        stacked = np.stack([image.numpy() for image, _ in data])
+        return stacked[np.argsort(stacked.reshape(len(stacked), -1).sum(axis=1))]
+
+    with tfds.testing.mock_data(num_examples=3):
+        centre = images(training=False)
+        plain = images(training=True, augment=False)
+        augmented = images(training=True)  # augment=None: as training
+    np.testing.assert_allclose(plain, centre, atol=1e-6)
+    assert np.abs(augmented - centre).max() > 0.01
+    with pytest.raises(ValueError, match="argument augment"):
+        datasets.load_tfds("cars196", image_size=16, augment="yes")
+
+
 def test_load_tfds_errors():
     with pytest.raises(ValueError, match="Invalid value for argument name"):
         datasets.load_tfds("no_such_dataset_xyz", image_size=16)

@@ -99,7 +99,8 @@ def test_bad_arguments_raise_value_errors_naming_them(tmp_path):
                                         titles=["x"])),
         ("path", lambda: visualize.save_gallery(tmp_path / "g.jpg", images,
                                                 {"a": np.zeros((2, 2, 2))})),
-        ("curves_by_method", lambda: visualize.plot_curves(tmp_path / "c.png", {"a": [0.5]})),
+        ("curves_by_method",
+         lambda: visualize.plot_curves(tmp_path / "c.png", {"a": np.zeros((2, 0))})),
         ("curves_by_method", lambda: visualize.plot_curves(tmp_path / "c.png", [1, 2])),
     ]
     for name, call in cases:
@@ -142,3 +143,17 @@ def test_curves_legend_explains_the_bands(tmp_path, monkeypatch):
     visualize.plot_curves(str(tmp_path / "d.png"), {"b": np.ones(4)})
     labels = [t.get_text() for t in saved[-1].axes[0].get_legend().get_texts()]
     assert not any("band" in label for label in labels)
+
+
+def test_one_point_curves_of_one_step_are_drawn_with_that_point_as_area(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **k: saved.append(self))
+    visualize.plot_curves(str(tmp_path / "c.png"), {"a": np.array([[0.2], [0.6]])})
+    axis = saved[-1].axes[0]
+    labels = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert labels == ["a (AUC 0.400)"]  # keras_brnpa.metrics: one point, its own area
+    x, y = axis.get_lines()[0].get_data()
+    assert list(x) == [1.0] and list(y) == pytest.approx([0.4])

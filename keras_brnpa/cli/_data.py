@@ -75,7 +75,22 @@ def check_class_folders(folder, option="--data"):
 
 
 def load_training_data(args):
-    """``(train, validation, class_names)`` for ``train`` and ``distill``."""
+    """``(train, validation, class_names)`` for ``train`` and ``distill``.
+
+    With ``--augment`` the training batches (never the validation ones) are
+    augmented: an ``AugmentedDataset`` over arrays, ``load_tfds``'s own
+    training augmentation for a tfds set.
+    """
+    from keras_brnpa import datasets
+
+    train, val, class_names = _load_training_data(args)
+    tfds = args.data is None and args.dataset != SYNTHETIC  # load_tfds augments itself
+    if getattr(args, "augment", False) and not tfds:
+        train = datasets.AugmentedDataset(train, seed=args.seed)
+    return train, val, class_names
+
+
+def _load_training_data(args):
     from keras_brnpa import datasets
 
     size = args.image_size
@@ -98,8 +113,9 @@ def load_training_data(args):
             val = datasets.ArrayDataset(vx, vy, args.batch_size)
             return train, val, datasets.class_names(args.num_classes)
         train, info = datasets.load_tfds(
-            args.dataset, "train", size, training=True, batch_size=args.batch_size,
-            data_dir=args.data_dir, download=args.download, seed=args.seed, with_info=True)
+            args.dataset, "train", size, training=True, augment=getattr(args, "augment", False),
+            batch_size=args.batch_size, data_dir=args.data_dir, download=args.download,
+            seed=args.seed, with_info=True)
         val = datasets.load_tfds(
             args.dataset, "test", size, training=False, batch_size=args.batch_size,
             data_dir=args.data_dir, download=args.download)

@@ -49,14 +49,29 @@ def add_data_options(parser, image_size=64, num_images=3000):
     parser.add_argument("--seed", type=seed, default=0, help="random seed (data, weights)")
 
 
-def add_training_options(parser, epochs):
+def add_training_options(parser, epochs, distill=False):
     """Epochs, optimiser and run control of ``train`` and ``distill``."""
     parser.add_argument("--epochs", type=positive_int, default=epochs,
                         help="number of epochs")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
-                        help="default: adam from scratch, sgd (momentum 0.9) with --weights")
-    parser.add_argument("--learning-rate", type=positive_float, default=None,
-                        help="default: 2e-3 (adam) or 1e-3 (sgd)")
+    if distill:
+        parser.add_argument(
+            "--optimizer", choices=("adam", "sgd"), default=None,
+            help="default: the measured recipe (distillation.RECIPE_DEFAULTS): adam with a "
+            "cosine decay over the run's steps; adam or sgd (momentum 0.9): a constant rate")
+        parser.add_argument(
+            "--learning-rate", type=positive_float, default=None,
+            help="default: the recipe's 1e-3 (the start of its cosine decay) without "
+            "--optimizer, else 2e-3 (adam) or 1e-3 (sgd)")
+    else:
+        parser.add_argument("--optimizer", choices=("adam", "sgd"), default=None,
+                            help="default: adam from scratch, sgd (momentum 0.9) with --weights")
+        parser.add_argument("--learning-rate", type=positive_float, default=None,
+                            help="default: 2e-3 (adam) or 1e-3 (sgd)")
+    parser.add_argument(
+        "--augment", action="store_true",
+        help="augment the training images (never the validation or test images): the BR-NPA "
+        "authors' random crop (of a 1/0.875 enlargement), horizontal flip, brightness 0.126 "
+        "and saturation 0.5 jitter (keras_brnpa.datasets.augmentation_layers); off by default")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished run in the output folder")
     parser.add_argument("--distribute", action="store_true",

@@ -18,7 +18,8 @@ REPORT_FILE = "report.md"
 
 #: The settings every training run records in ``run.json`` (the data
 #: source's own settings are added by ``config_of``).
-DATA_KEYS = ("image_size", "batch_size", "seed", "epochs", "optimizer", "learning_rate")
+DATA_KEYS = ("image_size", "batch_size", "seed", "epochs", "optimizer", "learning_rate",
+             "augment")
 
 #: Total stride of the backbones at each resolution (stem 4, stages 1-2-2-2
 #: or 1-2-1-1): a side of ``image_size / stride`` map cells.

@@ -17,7 +17,7 @@ def add_parser(commands):
         "two stages set to 1, 4x finer maps) as the student of the trained low-resolution "
         "teacher (keras_brnpa.Distiller). Resumable like train.")
     _options.add_data_options(parser, image_size=None)
-    _options.add_training_options(parser, epochs=2)
+    _options.add_training_options(parser, epochs=2, distill=True)
     parser.add_argument("--teacher", required=True, help="the teacher's .keras file")
     # Defaults: keras_brnpa.distillation.RECIPE_DEFAULTS, read in run() (importing
     # keras_brnpa.distillation here would import a backend for --help).
@@ -76,6 +76,8 @@ def run(args, callbacks=()):
             raise UsageError(f"--teacher: {_common.first_line(error)}") from None
         config = _training.config_of(args, _training.DATA_KEYS + ("temperature", "alpha"))
         config["teacher"] = os.path.abspath(args.teacher)
+        config["schedule"] = ("cosine decay to 0 over the run's steps" if use_recipe_optimizer
+                              else "constant")
         with _common.output_folder(args.output, resumable=True):
             resumed = _common.claim_run(args.output, "distill", config, args.overwrite,
                                         _training.run_files())

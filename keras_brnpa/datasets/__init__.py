@@ -16,12 +16,17 @@
   parts data.
 - ``load_tfds``: CUB-200-2011, Oxford pets, Stanford dogs, Cars196 (and
   other tfds sets by name) with the paper's preprocessing and masks/boxes.
+- ``augmentation_layers`` / ``AugmentedDataset``: the BR-NPA authors'
+  training augmentation (crop, flip, brightness and saturation jitter) for
+  images already at the model's size, on the training batches only.
 - ``preprocessing_layers`` / ``normalization_layer``: the paper's
   augmentation and the input normalisation as Keras preprocessing layers
   (``[0, 1]`` images by default, ``normalization="imagenet"`` for
   pretrained weights that expect it).
 """
 
+from keras_brnpa.datasets.augmentation import AugmentedDataset
+from keras_brnpa.datasets.augmentation import augmentation_layers
 from keras_brnpa.datasets.image_folder import IMAGE_FORMATS
 from keras_brnpa.datasets.image_folder import image_folder
 from keras_brnpa.datasets.identity_sampler import IdentityBalancedDataset
@@ -56,6 +61,7 @@ from keras_brnpa.datasets.tfds_loaders import preprocess
 
 __all__ = [
     "ArrayDataset",
+    "AugmentedDataset",
     "DIGIT_GLYPHS",
     "IdentityBalancedDataset",
     "MARKET1501_FOLDERS",
@@ -68,6 +74,7 @@ __all__ = [
     "PART_SHAPES",
     "TFDS_DATASETS",
     "as_dataset",
+    "augmentation_layers",
     "class_table",
     "image_folder",
     "REID_PART_NAMES",

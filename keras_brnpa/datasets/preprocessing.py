@@ -149,8 +149,9 @@ def preprocessing_layers(image_size, training, color_jitter=0.4, seed=None, norm
     ``photometric`` takes the 3 colour channels in ``[0, 1]``. When
     ``training`` and ``color_jitter > 0`` it jitters brightness, contrast and
     saturation, each by a random factor in ``[1 - j, 1 + j]`` per image
-    (``j = color_jitter``), as torchvision's ``ColorJitter(j, j, j)`` used by
-    the BR-NPA authors:
+    (``j = color_jitter``), as torchvision's ``ColorJitter(j, j, j)`` (the
+    BR-NPA authors' own values, brightness 0.126 and saturation 0.5, are
+    those of ``augmentation_layers``):
 
     - brightness: ``keras_brnpa.layers.RandomBrightnessScale``, the
       multiplicative one (``x * b``). Keras' ``RandomBrightness`` adds a

@@ -204,6 +204,7 @@ def load_tfds(
     color_jitter=0.4,
     with_info=False,
     normalization=None,
+    augment=None,
 ):
     """Load a TensorFlow Datasets image set with the paper's preprocessing.
 
@@ -229,6 +230,9 @@ def load_tfds(
         image_size: int >= 1, output side (the paper: 448).
         training: bool, random augmentation and shuffling; ``None``: ``True``
             for splits starting with ``"train"``.
+        augment: ``None`` (as ``training``) or bool: ``False`` with
+            ``training=True`` shuffles but takes the centre crop, without
+            flip or jitter (``brnpa train`` without ``--augment``).
         batch_size: ``None`` (unbatched) or int >= 1.
         with_masks: bool; if ``True`` elements are
             ``(image, label, mask)`` with a boolean ``(image_size,
@@ -275,6 +279,7 @@ def load_tfds(
         check_bool(flag, value)
     if training is None:
         training = str(split).startswith("train")
+    augment = bool(training) if augment is None else check_bool("augment", augment)
     color_jitter = _check_jitter(color_jitter)
     values = check_normalization(normalization)
     tf, tfds = _import_tfds()
@@ -309,13 +314,13 @@ def load_tfds(
         ) from error
 
     # Created here, once per data set: its own random stream for ``seed``.
-    layers = _layers(image_size, bool(training), color_jitter, seed, values, cache=False)
+    layers = _layers(image_size, augment, color_jitter, seed, values, cache=False)
 
     def prepare(example):
         label = tf.cast(example["label"], tf.int64)
         image = example["image"]
         if annotation is None:
-            return _apply(layers, image, image_size, training), label
+            return _apply(layers, image, image_size, augment), label
         kind, path, mask_kind = annotation
         if kind == "segmentation":
             mask = _segmentation_to_mask(tf, _get(example, path), mask_kind)
@@ -324,7 +329,7 @@ def load_tfds(
         else:
             shape = tf.shape(image)
             mask = _boxes_to_mask(tf, _get(example, path), shape[0], shape[1])
-        image, mask = _apply(layers, image, image_size, training, mask)
+        image, mask = _apply(layers, image, image_size, augment, mask)
         return image, label, mask
 
     if training:
