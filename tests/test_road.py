@@ -149,3 +149,16 @@ def test_errors():
     _raises("mask", metrics.noisy_linear_impute, images, np.ones((8, 8), bool))
     _raises("mask", metrics.noisy_linear_impute, images, np.zeros((4, 4), bool))
     _raises("noise", metrics.noisy_linear_impute, images, np.zeros((8, 8), bool), noise="a")
+
+
+def test_road_checks_images_against_the_model_and_takes_an_empty_batch():
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    images = np.random.default_rng(0).random((2, 16, 16, 3), "float32")
+    saliency = np.ones((2, 4, 4))
+    metrics.road(model, images, saliency, fractions=(0.5,))  # a warm-up call first
+    with pytest.raises(ValueError, match=r"argument images.*\(B, 16, 16, 3\)"):
+        metrics.road(model, np.zeros((2, 8, 8, 3), "float32"), saliency, fractions=(0.5,))
+    scores, curves = metrics.road(model, images[:0], saliency[:0], fractions=(0.2, 0.5),
+                                  return_curves=True)
+    assert scores.shape == (0,) and curves.shape == (0, 2)

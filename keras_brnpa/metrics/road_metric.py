@@ -53,6 +53,7 @@ from keras_brnpa._checks import check_images
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_saliency
 from keras_brnpa._checks import describe
+from keras_brnpa._checks import empty_batch_safe
 from keras_brnpa._checks import invalid
 from keras_brnpa._checks import to_numpy
 from keras_brnpa._image import resize_maps
@@ -245,6 +246,7 @@ def _check_fractions(fractions):
     return values
 
 
+@empty_batch_safe
 def road(
     model,
     images,
@@ -306,7 +308,7 @@ def road(
     ((2,), (2, 2))
     """
     model = check_model(model)
-    images = check_images(images, dtype=None)
+    images = check_images(images, dtype=None, model=model)
     check_input_scale(model, images)
     batch, height, width, channels = images.shape
     saliency = check_saliency(saliency, batch=batch)
