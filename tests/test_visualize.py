@@ -157,3 +157,29 @@ def test_one_point_curves_of_one_step_are_drawn_with_that_point_as_area(tmp_path
     assert labels == ["a (AUC 0.400)"]  # keras_brnpa.metrics: one point, its own area
     x, y = axis.get_lines()[0].get_data()
     assert list(x) == [1.0] and list(y) == pytest.approx([0.4])
+
+
+def test_retrieval_draws_each_parts_cosine(tmp_path, monkeypatch):
+    """The numbers written beside the parts are the cosines of the part vectors."""
+    import matplotlib.figure
+
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **k: saved.append(self))
+    rng = np.random.default_rng(0)
+    q, m = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    m[1] = 2.5 * q[1]  # part 2 identical up to scale: cosine 1
+    visualize.save_retrieval(str(tmp_path / "r.png"), gray(0.2), gray(0.7),
+                             rng.random((4, 4, 3)), rng.random((4, 4, 3)), q.reshape(-1), m)
+    texts = [t.get_text() for axis in saved[-1].axes for t in axis.texts]
+    drawn = {t.split("\n")[0]: float(t.split("\n")[-1]) for t in texts if "cosine" in t}
+    for k in range(3):
+        expected = q[k] @ m[k] / (np.sqrt(q[k] @ q[k]) * np.sqrt(m[k] @ m[k]))
+        assert drawn[f"part {k + 1}"] == pytest.approx(expected, abs=5e-4)
+    assert drawn["part 2"] == pytest.approx(1.0, abs=5e-4)
+    whole = q.ravel() @ m.ravel() / (np.linalg.norm(q) * np.linalg.norm(m))
+    assert drawn["all parts"] == pytest.approx(whole, abs=5e-4)
+    assert len(saved[-1].axes) == 3 * 4  # (query, text, match) x (all + 3 parts)
+    with pytest.raises(ValueError, match="argument match_vectors.*Received: match_vectors="):
+        visualize.save_retrieval(str(tmp_path / "s.png"), gray(), gray(), rng.random((4, 4, 3)),
+                                 rng.random((4, 4, 3)), q, m[:, :4])
