@@ -27,12 +27,14 @@ def test_layer_lifecycle_authors_block(tmp_path):
 def test_config_is_complete():
     layer = BilinearAttentionPooling(
         n_parts=2, hidden_channels=5, map_initializer="zeros", kernel_initializer="ones",
-        map_normalization=False, return_attention_maps=True, name="bcnn",
+        map_normalization=False, return_attention_maps=True, normalize=False,
+        epsilon=1e-6, name="bcnn",
     )
     config = layer.get_config()
     clone = BilinearAttentionPooling.from_config(config)
     assert clone.get_config() == config
     assert clone.map_normalization is False and clone.hidden_channels == 5
+    assert clone.normalize is False and clone.epsilon == 1e-6
     assert isinstance(clone.map_initializer, keras.initializers.Zeros)
     assert isinstance(clone.kernel_initializer, keras.initializers.Ones)
 
@@ -82,15 +84,24 @@ def reference(layer, x):
     vectors = np.stack(
         [(maps[..., k : k + 1] * x).mean(axis=(1, 2)) for k in range(layer.n_parts)], axis=1
     ).reshape(b, layer.n_parts * c)
+    if layer.normalize:
+        vectors = signed_sqrt_l2(vectors, layer.epsilon)
     return vectors, maps
 
 
-@pytest.mark.parametrize("map_normalization", [True, False])
-def test_matches_the_numpy_block(map_normalization):
+def signed_sqrt_l2(v, epsilon):
+    """Lin et al. 2015: y = sign(v) sqrt(|v|), then y / ||y||_2 (per row,
+    the norm clamped at 1e-12 as torch's F.normalize in WS-DAN)."""
+    y = np.sign(v) * np.sqrt(np.abs(v) + epsilon)
+    return y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
+
+
+@pytest.mark.parametrize("map_normalization, normalize", [(True, True), (False, False)])
+def test_matches_the_numpy_block(map_normalization, normalize):
     rng = np.random.default_rng(0)
     x = rng.random((2, 5, 4, 3)).astype("float32")
     layer = BilinearAttentionPooling(
-        n_parts=2, hidden_channels=4, map_normalization=map_normalization
+        n_parts=2, hidden_channels=4, map_normalization=map_normalization, normalize=normalize
     )
     layer.build(x.shape)
     # Half the 1x1 weights positive so that the ReLU maps are not all zero.
@@ -102,6 +113,21 @@ def test_matches_the_numpy_block(map_normalization):
     assert np.any(ref_maps > 0)
     np.testing.assert_allclose(to_numpy(maps), ref_maps, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(to_numpy(vectors), ref_vectors, rtol=1e-4, atol=1e-5)
+
+
+def test_normalization_against_numpy():
+    # Signed values (features need not leave a ReLU), zeros, and a row of
+    # zeros (all maps dead): the NumPy transcription, unit norms, no NaN.
+    layer = BilinearAttentionPooling(n_parts=2)
+    v = np.array([[0.25, -4.0, 0.0, 1e-3], [0.0, 0.0, 0.0, 0.0], [9.0, 16.0, -1.0, 2.0]],
+                 "float32")
+    out = to_numpy(layer.normalize_vectors(keras.ops.convert_to_tensor(v)))
+    np.testing.assert_allclose(out, signed_sqrt_l2(v.astype("float64"), 1e-12),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out[[0, 2]], axis=-1), 1.0, rtol=1e-5)
+    assert np.all(out[1] == 0)  # all zero (every map dead): 0, not NaN
+    # The square root's effect: 9 and 16 become 3 and 4 before the norm.
+    np.testing.assert_allclose(out[2, 1] / out[2, 0], 4 / 3, rtol=1e-5)
 
 
 def test_block_shapes():
@@ -119,7 +145,7 @@ def test_block_shapes():
 def test_the_extra_map_is_dropped():
     rng = np.random.default_rng(3)
     x = rng.random((2, 4, 4, 3)).astype("float32")
-    layer = BilinearAttentionPooling(n_parts=2, map_normalization=False)
+    layer = BilinearAttentionPooling(n_parts=2, map_normalization=False, normalize=False)
     layer.build(x.shape)
     kernel = np.zeros((1, 1, 3, 3), "float32")
     kernel[..., 2] = 1.0  # only the (n_parts + 1)-th map is non-zero
@@ -213,6 +239,7 @@ def test_symbolic_shapes_unknown_size():
     [({"n_parts": 0}, "n_parts"), ({"hidden_channels": -1}, "hidden_channels"),
      ({"data_format": "x"}, "data_format"), ({"return_attention_maps": 1}, "return_attention_maps"),
      ({"map_normalization": "yes"}, "map_normalization"),
+     ({"normalize": 1}, "normalize"), ({"epsilon": 0.0}, "epsilon"),
      ({"map_initializer": "not_an_initializer"}, "map_initializer"),
      ({"kernel_initializer": 3}, "kernel_initializer")],
 )

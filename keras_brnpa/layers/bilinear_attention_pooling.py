@@ -27,7 +27,22 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         z      = BatchNorm(conv1x1(h))                 # (B, H, W, P + 1)
         maps   = relu(z)[..., :n_parts]                # (B, H, W, P), >= 0
         v_k    = mean_ij(maps[..., k] * features)      # (B, C) per part
-        output = concat(v_1, ..., v_P)                 # (B, P * C)
+        v      = concat(v_1, ..., v_P)                 # (B, P * C)
+        y      = sign(v) * sqrt(|v| + epsilon)         # signed square root
+        output = y / ||y||_2                           # L2 normalisation
+
+    **Normalisation of the pooled vectors** (``normalize=True``, the
+    default). The bilinear CNN paper (Lin, RoyChowdhury, Maji 2015) passes
+    its pooled bilinear vector through a signed square root and an L2
+    normalisation before the linear classifier, and WS-DAN does the same
+    with its part features: the square root damps the few large
+    activations that a spatial sum of products produces, and the L2 norm
+    puts every image on the same scale whatever the size of the attended
+    regions. ``epsilon`` (1e-12, WS-DAN's value) keeps the square root's
+    gradient finite near 0; the norm is clamped at 1e-12 below, so an
+    all-zero vector (every map dead) stays 0; computed in float32.
+    ``normalize=False`` returns the pooled vectors as they are (the
+    layer before this option).
 
     **Dead maps, and the one difference from the authors' block.** The
     authors apply the ReLU directly to the 1x1 convolution. ``h`` is
@@ -61,6 +76,9 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         map_normalization: bool, batch normalisation between the 1x1
             convolution and the ReLU (default ``True``, see above);
             ``False`` is the authors' block exactly.
+        normalize: bool, signed square root and L2 normalisation of the
+            concatenated pooled vectors (default ``True``, see above).
+        epsilon: float > 0, added under the square root.
         **kwargs: base ``keras.layers.Layer`` arguments.
 
     Call arguments:
@@ -69,7 +87,8 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         training: bool, passed to the batch normalisations.
 
     Returns:
-        Pooled vectors ``(B, n_parts * C)``; with
+        Pooled vectors ``(B, n_parts * C)`` (unit L2 norm with
+        ``normalize=True``); with
         ``return_attention_maps=True`` a tuple ``(vectors, maps)`` with
         non-negative ``maps`` of shape ``(B, H, W, n_parts)``
         (``channels_first``: ``(B, n_parts, H, W)``).
@@ -88,11 +107,18 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
     >>> layer = model.layers[1]
     >>> tuple(layer.project.kernel.shape)  # n_parts + 1 maps, no bias
     (1, 1, 8, 4)
+    >>> import numpy as np
+    >>> vectors = layer(np.ones((2, 15, 15, 8), "float32"))
+    >>> np.round(keras.ops.convert_to_numpy(keras.ops.norm(vectors, axis=-1)), 4)
+    array([1., 1.], dtype=float32)
 
     Reference:
         Hu, Qi, Huang, Lu. "See Better Before Looking Closer: Weakly
         Supervised Data Augmentation Network for Fine-Grained Visual
-        Classification" (WS-DAN), arXiv:1901.09891; used as the B-CNN
+        Classification" (WS-DAN), arXiv:1901.09891; Lin, RoyChowdhury,
+        Maji. "Bilinear CNN Models for Fine-grained Visual Recognition",
+        ICCV 2015 (the signed square root and L2 normalisation); used as
+        the B-CNN
         baseline in Gomez et al., Pattern Recognition 2022 (block of the
         authors' ``code/modelBuilder.py``).
     """
@@ -106,6 +132,8 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         kernel_initializer="he_normal",
         map_initializer="he_normal",
         map_normalization=True,
+        normalize=True,
+        epsilon=1e-12,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -122,6 +150,14 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         map_normalization = check_bool("map_normalization", map_normalization)
         self.map_normalization = map_normalization
         self.map_initializer = _get_initializer("map_initializer", map_initializer)
+        self.normalize = check_bool("normalize", normalize)
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, (int, float))
+            or not 0 < epsilon < 1
+        ):
+            raise invalid("epsilon", epsilon, "a float in (0, 1)")
+        self.epsilon = float(epsilon)
 
     def build(self, input_shape):
         _, _, c = self._check_shape(input_shape)
@@ -193,9 +229,19 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         count = ops.cast(shape[1] * shape[2], pooled.dtype)
         pooled = pooled / count
         vectors = ops.reshape(pooled, (-1, self.n_parts * shape[3]))
+        if self.normalize:
+            vectors = self.normalize_vectors(vectors)
         if not return_attention_maps:
             return vectors
         return vectors, maps
+
+    def normalize_vectors(self, vectors):
+        """Signed square root, then L2 normalisation (Lin et al. 2015)."""
+        x = ops.cast(vectors, "float32")
+        y = ops.sign(x) * ops.sqrt(ops.abs(x) + self.epsilon)
+        norm = ops.sqrt(ops.sum(ops.square(y), axis=-1, keepdims=True))
+        # An all-zero vector (every map dead) stays 0 (torch's F.normalize).
+        return ops.cast(y / ops.maximum(norm, 1e-12), vectors.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -210,6 +256,8 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
                 ),
                 "map_initializer": keras.initializers.serialize(self.map_initializer),
                 "map_normalization": self.map_normalization,
+                "normalize": self.normalize,
+                "epsilon": self.epsilon,
             }
         )
         return config
