@@ -7,12 +7,18 @@ gallery), then for the BR-NPA head and the GAP head (the plain CNN):
 
 1. measures rank-1 / mAP of the untrained embedding model;
 2. trains it with the re-ID recipe: identity cross-entropy plus the
-   batch-hard triplet loss, on P identities x K images batches;
+   batch-hard triplet loss, on P identities x K images batches, batch-norm
+   momentum 0.9 (the statistics follow a short run); the BR-NPA model
+   also gets a batch-norm neck, each part vector L2-normalised and one
+   identity classifier per part (docs/reid.md; ``--plain`` trains both
+   heads with the earlier recipe: momentum 0.99, no neck, one classifier);
 3. measures rank-1 / rank-5 / mAP again (Market-1501 protocol: same
    identity in the same camera ignored).
 
 Writes ``retrieval.png`` (queries -> top-5 gallery images of the trained
-BR-NPA model, with their part maps; green = same identity). With
+BR-NPA model, with their part maps; green = same identity) and
+``retrieval_parts.png`` (the first query and its best match part by part,
+with each part's cosine similarity). With
 ``--distill``, also distils the trained low-resolution BR-NPA model into
 its high-resolution twin by matching embeddings (cosine loss), and
 compares it with the high-resolution model trained directly.
@@ -46,6 +52,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=25, help="batches per epoch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--distill", action="store_true", help="also the distillation study")
+    parser.add_argument("--plain", action="store_true",
+                        help="the earlier recipe (no neck, one classifier, momentum 0.99)")
     parser.add_argument("--smoke", action="store_true", help="tiny run to check that it works")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -64,20 +72,33 @@ def evaluate(model, data):
     return result, query, gallery
 
 
-def train(model, data, args, p, k):
-    """ID cross-entropy + batch-hard triplet loss on P x K batches."""
-    num_ids = int(data["train"]["labels"].max()) + 1
-    trainer = keras_brnpa.models.with_id_logits(model, num_ids)
-    trainer.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
-        loss={
-            "embedding": keras_brnpa.losses.BatchHardTripletLoss(margin=0.3),
-            "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        },
+def build(head, args, resolution=None):
+    """The embedding model of ``head``; BR-NPA with the neck and normalised
+    parts unless --plain."""
+    size = args.image_size
+    model = keras_brnpa.models.build_embedding_model(
+        backbone=args.backbone, head=head, n_parts=3, resolution=resolution or args.resolution,
+        input_shape=(size, size, 3), neck=head == "brnpa" and not args.plain,
+        normalize_parts=head == "brnpa" and not args.plain,
     )
+    if not args.plain:
+        keras_brnpa.models.set_batch_norm_momentum(model)  # 0.9: a short run
+    return model
+
+
+def train(model, data, args, p, k):
+    """ID cross-entropy (one classifier per part for BR-NPA unless --plain)
+    + batch-hard triplet loss on P x K batches."""
+    num_ids = int(data["train"]["labels"].max()) + 1
+    part_logits = keras_brnpa.models.head_kind(model) == "brnpa" and not args.plain
+    trainer = keras_brnpa.models.with_id_logits(model, num_ids, part_logits=part_logits)
+    loss = {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            for name in trainer.output if name != "embedding"}
+    loss["embedding"] = keras_brnpa.losses.BatchHardTripletLoss(margin=0.3)
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3), loss=loss)
     batches = keras_brnpa.datasets.IdentityBalancedDataset(
         data["train"]["images"], data["train"]["labels"], identities_per_batch=p,
-        images_per_identity=k, steps_per_epoch=args.steps, targets=("embedding", "logits"),
+        images_per_identity=k, steps_per_epoch=args.steps, targets=tuple(trainer.output),
         seed=args.seed,
     )
     trainer.fit(batches, epochs=args.epochs, verbose=0)
@@ -114,6 +135,20 @@ def save_retrieval(path, model, data, query, gallery, n_queries=6, k=5):
     )
 
 
+def save_parts(path, model, data, query, gallery, row=0):
+    """The query ``row`` and its best match, part by part, with each part's cosine."""
+    g = data["gallery"]
+    q_id, q_cam = data["query"]["ids"][row], data["query"]["cameras"][row]
+    score = np.where((g["ids"] == q_id) & (g["cameras"] == q_cam), -np.inf, gallery @ query[row])
+    best = int(np.argmax(score))
+    images = np.stack([data["query"]["images"][row], g["images"][best]])
+    maps = keras_brnpa.explain.attention_maps(model, images)
+    return keras_brnpa.visualize.save_retrieval(
+        path, images[0], images[1], maps[0], maps[1], query[row], gallery[best],
+        titles=(f"query id {q_id}", f"match id {g['ids'][best]}"),
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
@@ -125,14 +160,10 @@ def main(argv=None):
           f"query: {len(data['query']['ids'])}, gallery: {len(data['gallery']['ids'])} "
           f"({args.test_ids} other identities, 4 cameras)")
     p, k = min(16, args.train_ids), 4
-    shape = (args.image_size, args.image_size, 3)
     rows, models = [], {}
     for head in ("brnpa", "gap"):
         keras.utils.set_random_seed(args.seed)
-        model = keras_brnpa.models.build_embedding_model(
-            backbone=args.backbone, head=head, n_parts=3, resolution=args.resolution,
-            input_shape=shape,
-        )
+        model = build(head, args)
         before, _, _ = evaluate(model, data)
         start = time.perf_counter()
         train(model, data, args, p, k)
@@ -155,13 +186,14 @@ def main(argv=None):
     model, query, gallery = models["brnpa"]
     path = save_retrieval(os.path.join(args.output, "retrieval.png"), model, data, query, gallery)
     print(f"wrote {path}")
+    path = save_parts(os.path.join(args.output, "retrieval_parts.png"), model, data, query,
+                      gallery)
+    print(f"wrote {path}")
 
     if args.distill:
         print("\ndistillation to high resolution (BR-NPA head):")
         keras.utils.set_random_seed(args.seed)
-        teacher = keras_brnpa.models.build_embedding_model(
-            backbone=args.backbone, head="brnpa", n_parts=3, resolution="low", input_shape=shape,
-        )
+        teacher = build("brnpa", args, resolution="low")
         train(teacher, data, args, p, k)
         student = distill(teacher, data, args)
         for name, net in (("low-res teacher", teacher), ("high-res student (cosine)", student),

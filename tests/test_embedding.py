@@ -134,3 +134,55 @@ def test_brief_reid_training_raises_rank1():
     assert before["rank-1"] < 0.25, before
     assert after["rank-1"] > before["rank-1"] + 0.3, (before, after)
     assert after["mAP"] > before["mAP"] + 0.25, (before, after)
+
+
+def test_neck_part_dropout_and_part_logits():
+    keras.utils.set_random_seed(0)
+    model = build_embedding_model(backbone="tiny", head="brnpa", n_parts=3, input_shape=SHAPE,
+                                  resolution="high", neck=True, part_dropout=0.5,
+                                  normalize_parts=True)
+    assert isinstance(model.get_layer("neck"), keras.layers.BatchNormalization)
+    assert model.get_layer("neck").center is False
+    x = np.random.default_rng(0).random((6, 32, 32, 3)).astype("float32")
+    # Training: whole parts dropped, one draw per (image, part), the others
+    # scaled by 1 / (1 - rate); inference: the head's vectors unchanged.
+    dropped = keras.Model(model.inputs, model.get_layer("part_dropout").output)
+    blocks = keras.ops.convert_to_numpy(dropped(x, training=True))  # (6, 3, C)
+    parts = keras.Model(model.inputs, model.get_layer("part_dropout").input)
+    kept = keras.ops.convert_to_numpy(parts(x, training=True))  # same batch statistics
+    zero = np.all(blocks == 0, axis=-1)
+    assert zero.any() and not zero.all()
+    np.testing.assert_allclose(blocks[~zero], 2.0 * kept[~zero], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dropped(x)),
+                                  keras.ops.convert_to_numpy(parts(x)))
+    emb = keras.ops.convert_to_numpy(model(x))
+    # Every part weighs the same: each block has norm 1 / sqrt(3).
+    np.testing.assert_allclose(np.linalg.norm(emb.reshape(6, 3, -1), axis=-1), 3 ** -0.5,
+                               rtol=1e-5)
+    trainer = with_id_logits(model, num_ids=5, part_logits=True)
+    assert set(trainer.output) == {"embedding", "logits_1", "logits_2", "logits_3"}
+    out = trainer(x)
+    # Each part's classifier reads only its part of the neck's output,
+    # divided by its norm (no bias).
+    neck = keras.Model(model.inputs, model.get_layer("neck").output)(x)
+    neck = keras.ops.convert_to_numpy(neck).reshape(6, 3, -1)
+    neck = neck / np.linalg.norm(neck, axis=-1, keepdims=True)
+    for k in range(3):
+        dense = trainer.get_layer(f"id_logits_{k + 1}")
+        assert dense.bias is None
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out[f"logits_{k + 1}"]),
+                                   neck[:, k] @ keras.ops.convert_to_numpy(dense.kernel),
+                                   rtol=1e-4, atol=1e-5)
+    gap = build_embedding_model(backbone="tiny", head="gap", input_shape=SHAPE)
+    for call, name in [
+        (lambda: build_embedding_model(backbone="tiny", head="gap", part_dropout=0.2,
+                                       input_shape=SHAPE), "part_dropout"),
+        (lambda: build_embedding_model(backbone="tiny", part_dropout=1.0, input_shape=SHAPE),
+         "part_dropout"),
+        (lambda: build_embedding_model(backbone="tiny", neck="yes", input_shape=SHAPE), "neck"),
+        (lambda: build_embedding_model(backbone="tiny", head="gap", normalize_parts=True,
+                                       input_shape=SHAPE), "normalize_parts"),
+        (lambda: with_id_logits(gap, 3, part_logits=True), "part_logits"),
+    ]:
+        with pytest.raises(ValueError, match=f"argument {name}.*Received: {name}="):
+            call()
