@@ -39,6 +39,8 @@ LABELS = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="clutter", choices=("clutter", "parts"),
+                        help="synthetic_clutter (10 classes) or synthetic_parts (5 classes)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--train-images", type=int, default=3000)
@@ -85,10 +87,10 @@ def build(name, num_classes, size, resolution, backbone):
     return model
 
 
-def train_and_test(name, lr, seed, data, args):
+def train_and_test(name, lr, seed, data, args, classes):
     (x, y), (tx, ty) = data
     keras.utils.set_random_seed(seed)
-    model = build(name, 10, args.image_size, args.resolution, args.backbone)
+    model = build(name, classes, args.image_size, args.resolution, args.backbone)
     keras_brnpa.models.set_batch_norm_momentum(model)
     steps = args.epochs * int(np.ceil(len(x) / args.batch_size))
     model.compile(
@@ -103,18 +105,18 @@ def train_and_test(name, lr, seed, data, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    print(_common.header("study_bcnn", epochs=args.epochs, train=args.train_images,
+    print(_common.header("study_bcnn", data=args.data, epochs=args.epochs, train=args.train_images,
                          test=args.test_images, size=args.image_size,
                          backbone=args.backbone, resolution=args.resolution))
     results = {}
+    generate = getattr(keras_brnpa.datasets, f"synthetic_{args.data}")
+    classes = 10 if args.data == "clutter" else 5
     for seed in args.seeds:
-        x, y, _ = keras_brnpa.datasets.synthetic_clutter(
-            args.train_images, args.image_size, seed=seed)
-        tx, ty, _ = keras_brnpa.datasets.synthetic_clutter(
-            args.test_images, args.image_size, seed=seed + 1000)
+        x, y, _ = generate(args.train_images, args.image_size, classes, seed=seed)
+        tx, ty, _ = generate(args.test_images, args.image_size, classes, seed=seed + 1000)
         for name in args.models:
             lr = args.lr if name == "gap" or args.bcnn_lr is None else args.bcnn_lr
-            accuracy = train_and_test(name, lr, seed, ((x, y), (tx, ty)), args)
+            accuracy = train_and_test(name, lr, seed, ((x, y), (tx, ty)), args, classes)
             results.setdefault((name, lr), []).append(accuracy)
             print(f"RESULT model={name} lr={lr:g} seed={seed} accuracy={accuracy:.4f}", flush=True)
     seeds = ", ".join(str(s) for s in args.seeds)
