@@ -26,16 +26,19 @@ demo: setup
 # Each run uses one thread per library: three processes with a pool of
 # two threads each on two cores spin-wait on one another (a torch epoch
 # measured 0.8 s with one thread, 2-30 s with the default pools).
-# JAX, the long pole (XLA compiles every new shape), runs at normal
-# priority and the others at nice $(TEST_NICE). Slowest tests: .test-logs/.
+# JAX, the long pole (XLA compiles every new shape: about 25 CPU-minutes
+# against 8 for TensorFlow and 4 for torch), runs in two pytest-xdist
+# workers (whole files each, so module fixtures are built once) at normal
+# priority, the others at nice $(TEST_NICE). Slowest tests: .test-logs/.
 TEST_JOBS ?= 3
 TEST_NICE ?= 5
+JAX_WORKERS ?= -n 2 --dist loadfile
 TEST_THREADS ?= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 \
-	TF_NUM_INTEROP_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+	TF_NUM_INTEROP_THREADS=1 XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 test: setup
 	@mkdir -p .test-logs; \
-	run() { level=$(TEST_NICE); [ "$$1" = jax ] && level=0; \
-		env $(TEST_THREADS) KERAS_BACKEND=$$1 nice -n $$level $(PY) -m pytest -q --doctest-modules --durations=40 keras_brnpa tests $(PYTEST_ARGS) > .test-logs/$$1.log 2>&1; echo $$? > .test-logs/$$1.rc; }; \
+	run() { level=$(TEST_NICE); workers=; [ "$$1" = jax ] && { level=0; workers="$(JAX_WORKERS)"; }; \
+		env $(TEST_THREADS) KERAS_BACKEND=$$1 nice -n $$level $(PY) -m pytest -q --doctest-modules --durations=40 $$workers keras_brnpa tests $(PYTEST_ARGS) > .test-logs/$$1.log 2>&1; echo $$? > .test-logs/$$1.rc; }; \
 	if [ "$(TEST_JOBS)" = "1" ]; then \
 		for backend in $(BACKENDS); do run $$backend; done; \
 	else \

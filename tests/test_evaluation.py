@@ -237,7 +237,10 @@ def test_chunks_and_batches_give_the_same_values(setup):
         model, ((images[i:i + 2], labels[i:i + 2], masks[i:i + 2]) for i in (0, 2)), **kwargs)
     for other in (chunked, batches):
         for key, values in whole.per_image["gradcam"].items():
-            np.testing.assert_allclose(other.per_image["gradcam"][key], values, atol=1e-6)
+            # Batch independence within 1e-5 (issue 20): the sparsity values
+            # (about 2) differ by a few float32 ulps between batchings.
+            np.testing.assert_allclose(other.per_image["gradcam"][key], values,
+                                       rtol=1e-5, atol=1e-6)
         assert other.rows[0]["n"] == 4
     assert chunked.maps["gradcam"].shape[0] == 2 and len(chunked.images) == 2
     np.testing.assert_allclose(chunked.maps["gradcam"], whole.maps["gradcam"][:2], atol=1e-6)
