@@ -24,6 +24,26 @@ def test_layer_lifecycle_authors_block(tmp_path):
     assert out.shape == (4, 12)
 
 
+def test_a_model_saved_before_normalize_keeps_its_outputs(tmp_path):
+    """A .keras file of 0.2 (no "normalize" in the layer's config) loads
+    with normalize=False and gives the outputs it gave when it was saved."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 4))
+    outputs = BilinearAttentionPooling(n_parts=2, normalize=False)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 4)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x))
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BilinearAttentionPooling":
+            del layer["config"]["normalize"]  # as written by keras_brnpa 0.2
+    old = keras.Model.from_config(config)
+    old.set_weights(model.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(old(x)), expected, rtol=1e-6)
+    normalized = BilinearAttentionPooling(n_parts=2)
+    assert normalized.normalize is True
+
+
 def test_config_is_complete():
     layer = BilinearAttentionPooling(
         n_parts=2, hidden_channels=5, map_initializer="zeros", kernel_initializer="ones",

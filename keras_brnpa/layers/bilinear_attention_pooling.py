@@ -262,6 +262,26 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds the layer; a config saved before ``normalize`` existed
+        (keras_brnpa 0.2) has no such key and keeps its old outputs
+        (``normalize=False``) instead of taking the new default.
+
+        Example:
+
+        >>> layer = BilinearAttentionPooling(n_parts=2)
+        >>> config = layer.get_config()
+        >>> BilinearAttentionPooling.from_config(config).normalize
+        True
+        >>> del config["normalize"]
+        >>> BilinearAttentionPooling.from_config(config).normalize
+        False
+        """
+        config = dict(config)
+        config.setdefault("normalize", False)
+        return super().from_config(config)
+
 
 def _get_initializer(name, value):
     try:
