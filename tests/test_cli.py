@@ -77,7 +77,8 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(runs):
     assert set(run["config"]) == {
         "image_size", "batch_size", "seed", "epochs", "optimizer", "learning_rate", "backbone",
         "head", "resolution", "dropout", "weights", "n_parts", "dataset", "num_images",
-        "num_classes"}
+        "num_classes", "augment"}
+    assert run["config"]["augment"] is False
     assert run["config"]["optimizer"] == "adam" and run["config"]["learning_rate"] == 2e-3
     # A finished run leaves no lock behind.
     for folder in (whole, broken):
