@@ -48,12 +48,22 @@ def _image_to_float(image, name="image"):
     return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
+def _check_maps(name, maps, ndims, expected):
+    """``maps`` as float64 NumPy, refused unless its rank is in ``ndims``,
+    it has no empty axis and every value is finite."""
+    maps = to_numpy(name, maps).astype("float64")
+    if maps.ndim not in ndims or 0 in maps.shape:
+        raise invalid(name, f"<array of shape {maps.shape}>", expected)
+    if not np.all(np.isfinite(maps)):
+        raise invalid(name, "<array with NaN or inf>", "finite values")
+    return maps
+
+
 def _normalize(maps):
     """Min-max each map (last axes (H, W)) to [0, 1]; constant -> 0."""
     low = maps.min(axis=(0, 1), keepdims=True)
     high = maps.max(axis=(0, 1), keepdims=True)
     return np.where(high > low, (maps - low) / np.where(high > low, high - low, 1.0), 0.0)
-
 
 
 def _check_path(path):

@@ -11,6 +11,7 @@ from keras_brnpa._checks import to_numpy
 from keras_brnpa.visualize._common import PART_COLORS
 from keras_brnpa.visualize._common import _image_to_float
 from keras_brnpa.visualize._common import _normalize
+from keras_brnpa.visualize._common import _check_maps
 from keras_brnpa.visualize._common import _check_path
 from keras_brnpa.visualize._common import _figure
 
@@ -53,13 +54,7 @@ def overlay(image, maps, alpha=0.6, cmap="jet"):
     import matplotlib
 
     image = _image_to_float(image)
-    maps = to_numpy("maps", maps).astype("float64")
-    if maps.ndim not in (2, 3) or 0 in maps.shape:
-        raise invalid(
-            "maps", f"<array of shape {maps.shape}>", "a map (h, w) or part maps (h, w, P)"
-        )
-    if not np.all(np.isfinite(maps)):
-        raise invalid("maps", "<array with NaN or inf>", "finite values")
+    maps = _check_maps("maps", maps, (2, 3), "a map (h, w) or part maps (h, w, P)")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise invalid("alpha", alpha, "a float in [0, 1]")
     try:

@@ -7,6 +7,7 @@ from keras_brnpa._checks import invalid
 from keras_brnpa._checks import to_numpy
 from keras_brnpa.visualize._common import PART_COLORS
 from keras_brnpa.visualize._common import _image_to_float
+from keras_brnpa.visualize._common import _check_maps
 from keras_brnpa.visualize._common import _check_path
 from keras_brnpa.visualize._common import _figure
 from keras_brnpa.visualize.maps import overlay
@@ -174,12 +175,7 @@ def save_retrieval(path, query, match, query_maps, match_maps, query_vectors, ma
         pictures.append(_image_to_float(image, name))
     maps = []
     for name, value in (("query_maps", query_maps), ("match_maps", match_maps)):
-        value = to_numpy(name, value).astype("float64")
-        if value.ndim != 3 or 0 in value.shape:
-            raise invalid(name, f"<array of shape {value.shape}>", "part maps (h, w, P)")
-        if not np.all(np.isfinite(value)):
-            raise invalid(name, "<array with NaN or inf>", "finite values")
-        maps.append(value)
+        maps.append(_check_maps(name, value, (3,), "part maps (h, w, P)"))
     parts = maps[0].shape[-1]
     if maps[1].shape[-1] != parts:
         raise invalid("match_maps", f"<array of shape {maps[1].shape}>",
