@@ -55,9 +55,27 @@ def write_json(path, data, sort_keys=True):
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        remove_quietly(tmp)
         raise
     return path
+
+
+def remove_quietly(path):
+    """Remove the file ``path`` if it can be removed; never raise ``OSError``.
+
+    For clean-ups on failure paths (a temporary file after a failed write),
+    where the original error is the one to report.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_brnpa._json import remove_quietly
+    >>> path = os.path.join(tempfile.mkdtemp(), "gone.tmp")
+    >>> remove_quietly(path)  # a missing file is not an error
+    >>> open(path, "w").close(); remove_quietly(path); os.path.exists(path)
+    False
+    """
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -16,6 +16,7 @@ import time
 
 from keras_brnpa._checks import check_bool
 from keras_brnpa._checks import invalid
+from keras_brnpa._json import remove_quietly as _remove
 from keras_brnpa._json import write_json
 
 #: The run record: name, settings, ``"running"`` or ``"finished"``.
@@ -44,13 +45,6 @@ def _read_json(path):
         return None
     except (OSError, ValueError):
         return {"status": "unreadable"}
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 class RunStorageError(OSError):
