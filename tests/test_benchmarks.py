@@ -286,3 +286,22 @@ def test_gpu_check_allow_cpu_quick(tmp_path):
     assert summary.splitlines()[1] == "| backend | check | result | detail |"
     assert {"torch_train.log", "torch_explain.log", "torch_tests.log"} <= {
         p.name for p in tmp_path.iterdir()}
+
+
+def test_study_distill_quick(capsys):
+    # In-process (no second interpreter): one step per model, eager.
+    study = import_benchmark("study_distill")
+    study.main(["--quick"])
+    rows = table(capsys.readouterr().out, "| data | model")
+    assert [row[1].split(",")[0] for row in rows] == [
+        "teacher", "direct", "student from teacher"]
+    for row in rows:
+        assert row[0] == "parts"
+        for cell in row[3:]:  # accuracy, pointing, energy in mask, IAUC: fractions
+            assert 0.0 <= float(cell) <= 1.0
+    # Costs in high-resolution epochs: the teacher's epoch counts 1 / 1.2,
+    # a student's 1 + 1 / (3 * 1.2) plus the teacher's.
+    assert [float(row[2]) for row in rows] == [
+        round(1 / 1.2, 1), 1.0, round(1 / 1.2 + 1 + 1 / 3.6, 1)]
+    with pytest.raises(ValueError, match="--students"):
+        study.parse_student("teacher:1:0.1")

@@ -45,13 +45,13 @@ def test_masks_cover_the_digit_and_nothing_else():
             np.testing.assert_array_equal(colours, np.broadcast_to(colours[0], colours.shape))
             if distractors == 0:
                 assert not np.all(image[~mask] == colours[0], axis=-1).any()
-    # A small object: a compact blob of about 2 % of the pixels.
+    # A small object: a compact blob of about 3 % of the pixels.
     _, _, masks = synthetic_clutter(num_images=100, seed=0)
     share = masks.mean(axis=(1, 2))
-    assert 0.005 < share.min() and share.max() < 0.04 and 0.01 < share.mean() < 0.025
+    assert 0.01 < share.min() and share.max() < 0.06 and 0.02 < share.mean() < 0.04
     for mask in masks[:20]:
         rows, cols = np.nonzero(mask)
-        assert rows.max() - rows.min() < 24 and cols.max() - cols.min() < 24
+        assert rows.max() - rows.min() < 30 and cols.max() - cols.min() < 30
 
 
 def glyph_features(masks, height=14, width=10):

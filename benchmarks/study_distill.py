@@ -1,0 +1,272 @@
+"""Study: does the distilled high-resolution student localise like the direct model?
+
+On ``keras_brnpa.datasets.synthetic_clutter`` (small digits in clutter, 10
+classes) and ``synthetic_parts`` (5 classes), both 64 px, for each seed,
+trains with the tiny ResNet from scratch (BR-NPA head, 3 parts):
+
+- the **teacher**: low resolution (2x2 maps), ``--teacher-epochs``;
+- the **direct** model: high resolution (8x8 maps, stages 3 and 4 at
+  stride 1), random start, ``--direct-epochs``;
+- **students**: the teacher's high-resolution twin distilled from it
+  (``keras_brnpa.Distiller``), one per ``--students`` setting
+  ``start:T:alpha:epochs[:beta]``: ``start`` is ``teacher`` (all the
+  teacher's weights), ``backbone`` (the teacher's backbone, a fresh last
+  layer) or ``random``; ``beta`` > 0 adds a feature-level term, attention
+  transfer (Zagoruyko and Komodakis 2017) between the student's feature
+  energy map pooled to the teacher's grid and the teacher's, weighted by
+  ``beta``.
+
+and prints, per model, test accuracy, pointing game and energy in the
+digit's mask of the model's own explanation map (part 1 x feature norm),
+insertion AUC (IAUC) on ``--iauc-images`` test images, and the cost in
+high-resolution epochs: a low-resolution epoch counts ``1 / --hi-cost``
+(a high-resolution epoch of the tiny ResNet at 64 px costs about that many
+low-resolution ones: the script prints the ratio it measured), a student
+epoch ``1 + 1 / (3 * hi-cost)`` (the teacher's forward pass), plus the
+teacher's epochs. Every model: Adam with a cosine decay to 0, batch 32,
+batch-norm momentum 0.9. Not a timing: run it through the machine's job
+queue like any training.
+
+Usage::
+
+    KERAS_BACKEND=tensorflow python benchmarks/study_distill.py
+    python benchmarks/study_distill.py --data clutter --seeds 0 \\
+        --students teacher:1:0.1:2 random:1:0.1:4
+    python benchmarks/study_distill.py --quick        # seconds: checks it runs
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import _common  # noqa: F401  (puts the repository on sys.path)
+import keras
+import numpy as np
+from keras import ops
+
+import keras_brnpa
+
+#: Per data set: classes, training images, teacher and direct epochs. The
+#: low-resolution tiny ResNet learns synthetic_clutter from 20,000 images
+#: or more (from 10,000 it memorised them: training accuracy 0.28, test
+#: 0.17 after 10 epochs).
+DATA = {
+    "clutter": dict(classes=10, train=20000, teacher_epochs=6, direct_epochs=4),
+    "parts": dict(classes=5, train=9000, teacher_epochs=8, direct_epochs=4),
+}
+
+
+#: The students of the study: start:T:alpha:epochs[:beta].
+STUDENTS = (
+    "teacher:1:0.1:2",  # the recipe (RECIPE_DEFAULTS)
+    "backbone:1:0.1:2",
+    "random:1:0.1:2",
+    "teacher:4:0.5:2",
+    "teacher:1:0.1:4",
+    "teacher:1:0.1:2:1",  # + attention transfer
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", nargs="+", default=list(DATA), choices=list(DATA))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--train-images", type=int, default=None,
+                        help="default per data set: clutter 20000, parts 9000")
+    parser.add_argument("--test-images", type=int, default=500)
+    parser.add_argument("--iauc-images", type=int, default=100)
+    parser.add_argument("--teacher-epochs", type=int, default=None,
+                        help="default per data set: clutter 6, parts 8")
+    parser.add_argument("--direct-epochs", type=int, default=None,
+                        help="default per data set: clutter 6, parts 4")
+    parser.add_argument("--lr", type=float, default=3e-3,
+                        help="peak learning rate of the teacher and the direct model")
+    parser.add_argument("--student-lr", type=float, default=1e-3)
+    parser.add_argument("--students", nargs="*", default=list(STUDENTS),
+                        help="start:T:alpha:epochs[:beta] per student")
+    parser.add_argument("--hi-cost", type=float, default=1.2,
+                        help="cost of a high-resolution epoch in low-resolution epochs "
+                        "(tiny ResNet, 64 px, TensorFlow on CPU: 1.2; the run prints its own)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="a tiny run to check that it works")
+    args = parser.parse_args(argv)
+    args.students = [parse_student(s) for s in args.students]
+    if args.quick:
+        args.train_images, args.test_images, args.iauc_images = 16, 8, 2
+        args.teacher_epochs = args.direct_epochs = 1
+        args.seeds, args.data = [0], ["parts"]
+        args.students = [parse_student("teacher:1:0.1:1:1")]
+    return args
+
+
+def parse_student(text):
+    fields = text.split(":")
+    if len(fields) not in (4, 5) or fields[0] not in keras_brnpa.distillation.STUDENT_INITS:
+        raise ValueError(
+            "Invalid value for argument --students. Expected start:T:alpha:epochs[:beta] "
+            f"with start in {keras_brnpa.distillation.STUDENT_INITS}. Received: {text!r}"
+        )
+    beta = float(fields[4]) if len(fields) == 5 else 0.0
+    return (fields[0], float(fields[1]), float(fields[2]), int(fields[3]), beta)
+
+
+def energy_map(features):
+    """Attention transfer's map: mean of the squared channels, L2-normalised."""
+    q = ops.mean(ops.square(ops.cast(features, "float32")), axis=-1)
+    q = ops.reshape(q, (ops.shape(q)[0], -1))
+    return q / (ops.norm(q, axis=-1, keepdims=True) + 1e-6)
+
+
+class FeatureDistiller(keras_brnpa.Distiller):
+    """``Distiller`` plus ``beta`` x attention transfer of the feature maps.
+
+    The student's feature energy map is average-pooled to the teacher's
+    grid (8x8 -> 2x2) before both are compared: the student is told where
+    the teacher sees the object, not how coarsely.
+    """
+
+    def __init__(self, teacher, student, beta, **kwargs):
+        super().__init__(teacher, student, **kwargs)
+        self.beta = float(beta)
+        # Models sharing the layers of the teacher / student, with the
+        # backbone's features as an output too.
+        self.teacher_both = keras_brnpa.models.attention_model(teacher)
+        self.student_both = keras_brnpa.models.attention_model(student)
+
+    def call(self, inputs, training=None):
+        out = self.student_both(inputs, training=training)
+        self._student_features = out["features"]
+        return out["logits"]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = super().compute_loss(x, y, y_pred, sample_weight, training)
+        if self.beta == 0:
+            return total
+        student = self._student_features
+        teacher = ops.stop_gradient(self.teacher_both(x, training=False)["features"])
+        factor = student.shape[1] // teacher.shape[1]
+        pooled = ops.mean(ops.reshape(
+            ops.square(ops.cast(student, "float32")),
+            (-1, teacher.shape[1], factor, teacher.shape[2], factor, student.shape[-1])),
+            axis=(2, 4))
+        q_s = energy_map(ops.sqrt(pooled + 1e-12))
+        q_t = energy_map(teacher)
+        transfer = ops.mean(ops.sum(ops.square(q_s - q_t), axis=-1))
+        return total + self.beta * transfer
+
+
+def compile_fit(model, x, y, epochs, lr, batch_size, eager=False):
+    steps = epochs * int(np.ceil(len(x) / batch_size))
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=eager,  # --quick: one step, where tracing would cost more
+    )
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return time.perf_counter() - start
+
+
+def classifier(classes, resolution, name):
+    model = keras_brnpa.models.build_classifier(
+        classes, backbone="tiny", head="brnpa", resolution=resolution,
+        input_shape=(64, 64, 3), name=name)
+    keras_brnpa.models.set_batch_norm_momentum(model)
+    return model
+
+
+def student_of(teacher, start, path):
+    if start == "backbone":  # the teacher's backbone, a fresh last layer
+        teacher.get_layer("backbone").save_weights(path)
+        return keras_brnpa.distillation.build_high_resolution_student(
+            teacher, init="backbone", backbone_weights=path)
+    return keras_brnpa.distillation.build_high_resolution_student(teacher, init=start)
+
+
+def evaluate(model, test, iauc_images):
+    tx, ty, masks = test
+    logits = model.predict(tx, batch_size=100, verbose=0)
+    maps = keras_brnpa.explain.explanation_map(model, tx, batch_size=100)
+    n = min(iauc_images, len(tx))
+    iauc = keras_brnpa.metrics.insertion_auc(model, tx[:n], maps[:n], batch_size=256)
+    return {
+        "accuracy": float(np.mean(np.argmax(logits, -1) == ty)),
+        "pointing": float(np.mean(keras_brnpa.metrics.pointing_game(maps, masks))),
+        "energy": float(np.nanmean(keras_brnpa.metrics.energy_in_mask(maps, masks))),
+        "iauc": float(np.mean(iauc)),
+    }
+
+
+def run(data, seed, args, results):
+    spec = DATA[data]
+    classes = spec["classes"]
+    n_train = args.train_images or spec["train"]
+    teacher_epochs = args.teacher_epochs or spec["teacher_epochs"]
+    direct_epochs = args.direct_epochs or spec["direct_epochs"]
+    generate = getattr(keras_brnpa.datasets, f"synthetic_{data}")
+    x, y, _ = generate(n_train, 64, classes, seed=seed)
+    test = generate(args.test_images, 64, classes, seed=seed + 1000)
+
+    def record(name, model, cost, seconds):
+        scores = evaluate(model, test, args.iauc_images)
+        scores.update(cost=cost, seconds=seconds)
+        results.setdefault((data, name), {})[seed] = scores
+        print(f"RESULT data={data} seed={seed} model={name!r} "
+              + " ".join(f"{k}={v:.4f}" for k, v in scores.items()), flush=True)
+
+    keras.utils.set_random_seed(seed)
+    teacher = classifier(classes, "low", "teacher")
+    seconds = compile_fit(teacher, x, y, teacher_epochs, args.lr, args.batch_size, args.quick)
+    teacher_cost = teacher_epochs / args.hi_cost
+    record(f"teacher, low resolution, {teacher_epochs} epochs", teacher, teacher_cost, seconds)
+    low_epoch = seconds / teacher_epochs
+
+    keras.utils.set_random_seed(seed)
+    direct = classifier(classes, "high", "direct")
+    seconds = compile_fit(direct, x, y, direct_epochs, args.lr, args.batch_size, args.quick)
+    print(f"MEASURED data={data} seed={seed} high/low epoch time="
+          f"{seconds / direct_epochs / low_epoch:.2f}", flush=True)
+    record(f"direct, high resolution, {direct_epochs} epochs", direct, float(direct_epochs),
+           seconds)
+
+    for start, temperature, alpha, epochs, beta in args.students:
+        keras.utils.set_random_seed(seed)
+        student = student_of(teacher, start, os.path.join(
+            tempfile.mkdtemp(), "teacher_backbone.weights.h5"))
+        distiller = FeatureDistiller(teacher, student, beta, temperature=temperature,
+                                     alpha=alpha)
+        seconds = compile_fit(distiller, x, y, epochs, args.student_lr, args.batch_size,
+                              args.quick)
+        cost = teacher_cost + epochs * (1 + 1 / (3 * args.hi_cost))
+        name = f"student from {start}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
+        if beta:
+            name += f", attention transfer beta={beta:g}"
+        record(name, student, cost, seconds)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print(_common.header("study_distill", data="+".join(args.data), seeds=args.seeds,
+                         test=args.test_images, iauc_images=args.iauc_images,
+                         student_lr=args.student_lr, lr=args.lr))
+    results = {}
+    for data in args.data:
+        for seed in args.seeds:
+            run(data, seed, args, results)
+    seeds = ", ".join(str(s) for s in args.seeds)
+    columns = ["data", "model", "cost (high-res epochs)"] + [
+        f"{key} (seeds {seeds})" for key in ("accuracy", "pointing", "energy in mask", "IAUC")]
+    rows = []
+    for (data, name), per_seed in results.items():
+        values = [per_seed[s] for s in args.seeds if s in per_seed]
+        cells = [" / ".join(f"{v[key]:.3f}" for v in values)
+                 for key in ("accuracy", "pointing", "energy", "iauc")]
+        rows.append([data, name, f"{values[0]['cost']:.1f}"] + cells)
+    print()
+    _common.print_table(columns, rows)
+
+
+if __name__ == "__main__":
+    main()
