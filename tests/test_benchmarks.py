@@ -288,6 +288,9 @@ def test_gpu_check_allow_cpu_quick(tmp_path):
         p.name for p in tmp_path.iterdir()}
 
 
+@pytest.mark.skipif(BACKEND == "jax", reason="XLA compiles each of the 3 models' training, "
+                    "prediction, maps and IAUC: 74 s on the CPU against 9 s on TensorFlow "
+                    "and torch, for a script that does not depend on the backend")
 def test_study_distill_quick(capsys):
     # In-process (no second interpreter): one step per model, eager.
     study = import_benchmark("study_distill")
@@ -297,7 +300,7 @@ def test_study_distill_quick(capsys):
         "teacher", "direct", "student from teacher"]
     for row in rows:
         assert row[0] == "parts"
-        for cell in row[3:]:  # accuracy, pointing, energy in mask, IAUC: fractions
+        for cell in row[3:]:  # accuracy, pointing (box, pixels), energy, IAUC: fractions
             assert 0.0 <= float(cell) <= 1.0
     # Costs in high-resolution epochs: the teacher's epoch counts 1 / 1.2,
     # a student's 1 + 1 / (3 * 1.2) plus the teacher's.
