@@ -254,6 +254,50 @@ def test_bench_peers_quick():
             assert float(row[6]) > 0.99  # correlation of the normalised maps
             if row[0] == "grad_cam":
                 assert float(row[5]) < 1e-3
+    # ROAD: the imputation and ROAD with each side's defaults are timed; with
+    # the peer, two more rows (noise 0, the same pixels) must agree closely.
+    road = table(out, "| check")
+    assert [r[0].split(",")[0].split(" (")[0] for r in road[:3]] == [
+        "noisy_linear_impute", "road MoRF", "road LeRF"]
+    for row in road[:3]:
+        assert number(row[1]) > 0
+    if road[0][3] == "skipped":
+        assert len(road) == 3
+        why = r"pytorch-grad-cam \(road\): (needs|not installed|fails)"
+        assert re.search(r"# skipped peers:.*" + why, out.lower()), out
+    else:
+        assert len(road) == 5 and float(road[0][5]) < 1e-5
+        assert all(float(row[5]) < 1e-5 for row in road[3:])
+
+
+def test_bench_peers_torchvision_stand_in(monkeypatch):
+    # Where torchvision does not import, pytorch-grad-cam gets a stand-in
+    # holding the names it imports, each raising when called.
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    bench_peers = import_benchmark("bench_peers")
+    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] == "torchvision"}
+    for name in saved:
+        del sys.modules[name]
+    sys.modules["torchvision"] = None  # "import torchvision" raises ImportError
+    try:
+        note = bench_peers.torchvision_stand_in()
+        assert note.startswith("torchvision stand-in: the real one does not import (")
+        assert "Error: " in note  # the import's error, named
+        import torchvision
+        from torchvision.transforms import Compose
+        from torchvision.transforms.functional import resize
+
+        assert torchvision.__stand_in__
+        for name in ("Compose", "Normalize", "ToTensor"):
+            assert hasattr(torchvision.transforms, name)
+        for function in (Compose, resize, torchvision.ops.box_iou):
+            with pytest.raises(RuntimeError, match="was called, but torchvision is bench_peers"):
+                function([])
+        assert bench_peers.torchvision_stand_in() is None  # installed: imports now
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 def test_gpu_check_allow_cpu_quick(tmp_path):
