@@ -21,7 +21,8 @@ import pytest
 from keras_brnpa import explain
 
 SIZE = 64
-CAMS = ["gradcam", "gradcam++", "scorecam", "eigencam", "ablationcam"]
+CAMS = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam", "eigencam",
+        "ablationcam"]
 
 
 def _application(name, activation):

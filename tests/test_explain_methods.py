@@ -100,7 +100,11 @@ def test_every_method_takes_a_class_per_image():
             for i, c in enumerate(labels)
         ])
         np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-6, err_msg=method)
-    for function in (explain.saliency, explain.integrated_gradients):
+    # SmoothGrad's draws are one stream over the batch's rows: without noise
+    # its class handling is compared alone and together.
+    smooth = lambda m, images, **kw: explain.smooth_grad(  # noqa: E731
+        m, images, noise=0.0, samples=2, **kw)
+    for function in (explain.saliency, smooth, explain.integrated_gradients):
         together = function(model, x, class_index=labels)
         alone = np.concatenate([function(model, x[i : i + 1], class_index=int(c))
                                 for i, c in enumerate(labels)])
@@ -206,11 +210,18 @@ def test_metrics_take_a_class_per_image_on_a_multi_label_model():
     x = _images(seed=3)
     labels = np.array([2, 0, 1])
     maps = explain.grad_cam(model, x, class_index=labels)
-    for metric in (metrics.deletion_auc, metrics.insertion_auc):
-        together = metric(model, x, maps, class_index=labels, steps=4)
+    road = lambda *a, **kw: metrics.road(*a, fractions=(0.25, 0.5), **kw)  # noqa: E731
+    for metric in (metrics.deletion_auc, metrics.insertion_auc, metrics.deletion_correlation,
+                   metrics.insertion_correlation, road):
+        options = {} if metric is road else {"steps": 4}
+        together = metric(model, x, maps, class_index=labels, **options)
         alone = [float(metric(model, x[i : i + 1], maps[i : i + 1], class_index=int(c),
-                              steps=4)[0]) for i, c in enumerate(labels)]
-        np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+                              **options)[0]) for i, c in enumerate(labels)]
+        np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6, err_msg=str(metric))
         # The label asked for is scored, not the argmax: another label differs.
-        assert not np.allclose(metric(model, x, maps, class_index=(labels + 1) % 3, steps=4),
-                               together)
+        assert not np.allclose(metric(model, x, maps, class_index=(labels + 1) % 3, **options),
+                               together), metric
+    # The randomisation check explains the label given at every stage.
+    result = metrics.model_randomization(model, x, "gradcam", layers=["logits"],
+                                         class_index=labels, return_maps=True)
+    np.testing.assert_allclose(result["maps"]["original"], maps, rtol=1e-5, atol=1e-7)
