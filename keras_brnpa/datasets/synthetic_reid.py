@@ -15,7 +15,6 @@ import numpy as np
 from keras_brnpa.datasets.synthetic import _grating
 from keras_brnpa.datasets.synthetic import _part_shape
 from keras_brnpa.datasets.synthetic import _stamp
-from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import check_seed
 from keras_brnpa._checks import invalid
 
