@@ -645,3 +645,23 @@ def test_evaluate_with_one_step_scores_and_draws_one_point_curves(tutorial_model
     images, _, _ = keras_brnpa.datasets.synthetic_parts(4, 32, 3, 2000)  # evaluate's test set
     probabilities = keras.ops.convert_to_numpy(model(images * 255.0))
     assert row["iauc"] == pytest.approx(float(probabilities.max(axis=1).mean()), abs=1e-4)
+
+
+@pytest.mark.backend_neutral  # the CLI's wiring and files (tests/conftest.py)
+def test_evaluate_metrics_chooses_the_columns(tutorial_model, tmp_path, capsys):
+    _, path, _ = tutorial_model
+    out = tmp_path / "chosen"
+    code, stdout, err = _run(["evaluate", "--model", path, "--num-images", "2", "--num-classes",
+                              "3", "--steps", "2", "--methods", "gradcam", "--metrics", "road",
+                              "dcic", "--output", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    (row,) = json.loads((out / "metrics.json").read_text())["rows"]
+    assert {"dc", "ic", "road", "road_ci95"} <= set(row)
+    assert not {"dauc", "iauc", "road_lerf", "sparsity", "pointing_game"} & set(row)
+    assert "ROAD MoRF (lower better)" in stdout
+    text = (out / "report.md").read_text()
+    assert "- ROAD MoRF:" in text and "(lower is better)" in text and "- DC:" in text
+    code, _, err = _run(["evaluate", "--model", path, "--metrics", "dauc", "nope"], capsys)
+    assert code == cli.EXIT_USAGE
+    line = _one_error_line(err)
+    assert "--metrics: invalid choice: 'nope'" in line and "road_lerf" in line

@@ -92,6 +92,58 @@ def test_options_reach_the_method(setup):
     np.testing.assert_allclose(few.maps["rise"], direct, rtol=1e-6)
 
 
+def test_chosen_metrics_equal_direct_calls(setup, tmp_path):
+    """``metrics=`` picks the columns; DC/IC and ROAD equal direct calls per image."""
+    _, images, _, _ = setup
+    model = keras.Sequential([keras.Input((32, 32, 3)),  # 32 px: tiny
+                              keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    x = np.ascontiguousarray(images[:2, ::2, ::2])
+    road = {"fractions": [0.3, 0.6], "noise": 0.02}
+    report = evaluation.compare_explanations(
+        model, x, methods=["eigencam", "ablationcam"], steps=3, seed=2,
+        metrics=["road_lerf", "dcic", "dauc", "road"], metric_options={"road": road})
+    values = report.per_image["eigencam"]
+    assert list(values) == ["dauc", "dc", "ic", "road", "road_lerf"]  # COLUMNS order
+    assert np.isfinite(values["road"]).all() and np.isfinite(values["dc"]).all()
+    maps = report.maps["eigencam"]
+    mean_colour = np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape)
+    dc = metrics.deletion_correlation(model, x, maps, steps=3, baseline=mean_colour)
+    ic = metrics.insertion_correlation(model, x, maps, steps=3)
+    dauc = metrics.deletion_auc(model, x, maps, steps=3, baseline=mean_colour)
+    for key, direct in (("dc", dc), ("ic", ic), ("dauc", dauc)):
+        np.testing.assert_allclose(values[key], direct, rtol=1e-5, atol=1e-6)
+    for key, order in (("road", "morf"), ("road_lerf", "lerf")):
+        direct = metrics.road(model, x, maps, order=order, seed=2, **road)
+        np.testing.assert_allclose(values[key], direct, rtol=1e-5, atol=1e-6)
+    row = report.rows[0]
+    assert row["n"] == 2 and "iauc" not in row and "sparsity" not in row
+    assert row["road"] == pytest.approx(values["road"].mean())
+    assert row["road_ci95"] == evaluation.bootstrap_ci(values["road"], seed=2)
+    other = report.per_image["ablationcam"]["road"]
+    assert report.compare("eigencam", "ablationcam", "road")["difference"] == pytest.approx(
+        np.mean(values["road"] - other))
+    assert report.settings["road"] == road and report.settings["metrics"] == [
+        "dauc", "dcic", "road", "road_lerf"]
+    assert list(report.curves) == ["deletion", "insertion"]  # DC/IC's curves, t = 0 left out
+    assert report.curves["deletion"]["eigencam"].shape == (2, 3)
+    header = report.to_markdown().splitlines()[0]
+    assert "| DC (higher better) | IC (higher better) | ROAD MoRF (lower better) |" in header
+    folder = report.save(tmp_path / "out")
+    text = open(os.path.join(folder, "report.md")).read()
+    for line in ("- DC: deletion correlation", "- IC: insertion correlation",
+                 "- ROAD MoRF: ROAD, most relevant first", "- ROAD LeRF: ROAD, least"):
+        assert line in text
+    assert "removes the fractions 0.3, 0.6 of the pixels, noise 0.02" in text
+    data = json.load(open(os.path.join(folder, "metrics.json")))
+    np.testing.assert_allclose(data["per_image"]["ablationcam"]["road"], other)
+    # ROAD alone: no curve, so no curves.png.
+    alone = evaluation.compare_explanations(model, x, methods=["eigencam"], metrics="road",
+                                            metric_options={"road": {"fractions": [0.5]}})
+    assert alone.curves == {} and list(alone.per_image["eigencam"]) == ["road"]
+    assert "curves.png" not in os.listdir(alone.save(tmp_path / "alone"))
+
+
 def test_errors(setup):
     models, images, labels, _ = setup
     compare = evaluation.compare_explanations
@@ -113,6 +165,16 @@ def test_errors(setup):
         compare(models, images, chunk_size=0)
     with pytest.raises(ValueError, match="argument labels.*iterable of batches"):
         compare(models, iter([images]), labels=labels)
+    with pytest.raises(ValueError, match="argument metrics.*metric names among.*unknown: 'nope'"):
+        compare(models, images, metrics=["dauc", "nope"])
+    with pytest.raises(ValueError, match="argument metrics"):
+        compare(models, images, metrics=[])
+    with pytest.raises(ValueError, match="argument metrics.*'pointing' only with masks"):
+        compare(models["cnn"], images, methods=["gradcam"], metrics=["pointing"])
+    with pytest.raises(ValueError, match="argument metric_options"):
+        compare(models, images, metrics=["road"], metric_options={"road": {"order": "lerf"}})
+    with pytest.raises(ValueError, match="argument fractions"):
+        compare(models, images, metrics=["road"], metric_options={"road": {"fractions": [1.5]}})
 
 
 # ------------------------------------------------ intervals and paired tests

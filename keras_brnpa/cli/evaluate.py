@@ -7,14 +7,18 @@ from keras_brnpa.cli import _data
 from keras_brnpa.cli import _options
 from keras_brnpa.cli._common import CLIError
 from keras_brnpa.cli._common import say
+from keras_brnpa.evaluation.report import DEFAULT_METRICS
+from keras_brnpa.evaluation.report import METRICS
+from keras_brnpa.evaluation.report import REPORT_FILES
 
 
 def add_parser(commands):
     parser = commands.add_parser(
         "evaluate", help="accuracy and explanation metrics of a model on a data set",
         description="Explain the test images of a data set with one or several methods and "
-        "score the maps (DAUC, IAUC, sparsity; pointing game and energy in mask when masks "
-        "exist), with the model's accuracy. Works with any .keras classifier.")
+        "score the maps (by default DAUC, IAUC, sparsity; pointing game and energy in mask "
+        "when masks exist; --metrics adds DC/IC and ROAD), with the model's accuracy. Works "
+        "with any .keras classifier.")
     _options.add_data_options(parser, num_images=200)
     _options.add_model_options(parser, batch_size=False)
     _options.add_methods_option(parser)
@@ -26,6 +30,14 @@ def add_parser(commands):
         "images included: scores on them say little)")
     parser.add_argument("--steps", type=_common.positive_int, default=24,
                         help="deletion/insertion steps")
+    parser.add_argument(
+        "--metrics", nargs="+", choices=tuple(METRICS), default=None, metavar="METRIC",
+        help="the metrics to compute, space-separated, among: " + ", ".join(METRICS)
+        + ". dauc/iauc: deletion/insertion AUC; dcic: deletion and insertion correlation "
+        "(DC/IC, with the AUCs at little more cost); road: ROAD most relevant first (MoRF); "
+        "road_lerf: ROAD least relevant first (as costly again); sparsity; density: the "
+        "authors' sparsity; pointing: pointing game and energy in mask (needs masks). "
+        "Default: " + " ".join(DEFAULT_METRICS) + " (pointing only when masks exist)")
     parser.add_argument("--class-names", default=None,
                         help="a file (one name per line) or a comma-separated list; default: "
                         "the names recorded in the model's run folder")
@@ -112,8 +124,6 @@ def run(args, callbacks=()):
     """``brnpa evaluate``: every option checked before the output is touched."""
     _data.check_data_options(args)
     if args.output and not args.overwrite:
-        from keras_brnpa.evaluation import REPORT_FILES
-
         existing = [f for f in REPORT_FILES if os.path.exists(os.path.join(args.output, f))]
         if existing:
             raise CLIError(f"--output: {args.output} already holds {', '.join(existing)}; pass "
@@ -131,6 +141,9 @@ def run(args, callbacks=()):
     if classes != len(data_names):
         raise CLIError(f"--model: the model has {classes} classes but the data has "
                        f"{len(data_names)}")
+    if args.metrics and "pointing" in args.metrics and masks is None:
+        raise CLIError("--metrics pointing: the images have no ground-truth masks (with --data, "
+                       "pass --masks DIR); leave pointing out")
     images, scale = model_inputs(args, model, images01)
     say(f"evaluating {args.model} on {len(images)} images of {source['data']} (split "
         f"{source['split']}: {source['split_detail']}; input {scale})", args.quiet)
@@ -140,7 +153,8 @@ def run(args, callbacks=()):
             methods=methods, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
             options=_options.method_options(args), class_names=class_names or data_names,
             verbose=not args.quiet, layer_name=args.layer,
-            from_logits=_options.FROM_LOGITS[args.from_logits], source=source)
+            from_logits=_options.FROM_LOGITS[args.from_logits], source=source,
+            metrics=args.metrics)
     except ValueError as error:
         raise CLIError(_common.first_line(error)) from None
     report.images = images01[: len(report.images)]  # shown in [0, 1]
@@ -148,6 +162,7 @@ def run(args, callbacks=()):
     if args.output:  # the folder is claimed only to write the finished report
         with _common.output_folder(args.output):
             report.save(args.output, overwrite=True)
-        _common.result(f"report written to {args.output} (report.md, metrics.json, "
-                       "gallery.png, curves.png)")
+        written = [name for name in REPORT_FILES
+                   if os.path.exists(os.path.join(args.output, name))]
+        _common.result(f"report written to {args.output} ({', '.join(written)})")
     return 0

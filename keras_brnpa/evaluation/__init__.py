@@ -2,9 +2,10 @@
 paired tests, JSON and pictures.
 
 - ``compare_explanations(models, images, ...)``: methods x metrics
-  (accuracy, DAUC, IAUC, sparsity, pointing game, energy in mask) for one
-  model or a dict of models, each mean with ``n`` and a 95 % bootstrap
-  interval, the per-image values kept;
+  (accuracy, DAUC, IAUC, sparsity, pointing game, energy in mask; on
+  request DC/IC and ROAD, ``METRICS``) for one model or a dict of models,
+  each mean with ``n`` and a 95 % bootstrap interval, the per-image values
+  kept;
 - ``ExplanationReport``: its result, with ``rows``, ``per_image``,
   ``compare(a, b, metric)`` (paired Wilcoxon test), ``to_markdown()``,
   ``to_json(path)`` and ``save(folder)`` (``report.md``, ``metrics.json``,
@@ -29,6 +30,8 @@ Example:
 from keras_brnpa.evaluation.compare import compare_explanations
 from keras_brnpa.evaluation.degenerate import degenerate_maps
 from keras_brnpa.evaluation.report import COLUMNS
+from keras_brnpa.evaluation.report import DEFAULT_METRICS
+from keras_brnpa.evaluation.report import METRICS
 from keras_brnpa.evaluation.report import REPORT_FILES
 from keras_brnpa.evaluation.report import ExplanationReport
 from keras_brnpa.evaluation.sampling import stratified_sample
@@ -43,6 +46,8 @@ from keras_brnpa.evaluation.stats import welch_test
 
 __all__ = [
     "COLUMNS",
+    "DEFAULT_METRICS",
+    "METRICS",
     "REPORT_FILES",
     "STUDY_FILES",
     "ExplanationReport",

@@ -13,7 +13,12 @@ from keras_brnpa.evaluation import stats
 from keras_brnpa.evaluation.degenerate import degenerate_maps
 from keras_brnpa.evaluation.degenerate import warning_message
 from keras_brnpa.evaluation.report import COLUMNS
+from keras_brnpa.evaluation.report import DEFAULT_METRICS
+from keras_brnpa.evaluation.report import METRICS
 from keras_brnpa.evaluation.report import ExplanationReport
+
+#: ``metric_options`` keys and the keyword arguments each one accepts.
+METRIC_OPTIONS = {"road": ("fractions", "noise")}
 
 
 def _check_models(models):
@@ -91,6 +96,48 @@ def _density(model, method, images, maps, batch_size):
 
 
 
+def _check_metrics(names):
+    """The metric names, in ``METRICS`` order (``None``: ``DEFAULT_METRICS``)."""
+    if names is None:
+        return DEFAULT_METRICS
+    if isinstance(names, str):
+        names = (names,)
+    expected = f"None or a non-empty list of metric names among {list(METRICS)}"
+    try:
+        names = list(names)
+    except TypeError:
+        raise invalid("metrics", names, expected) from None
+    unknown = [name for name in names if not isinstance(name, str) or name not in METRICS]
+    if not names or unknown:
+        if unknown:
+            expected += f" (unknown: {', '.join(repr(name) for name in unknown)})"
+        raise invalid("metrics", names, expected)
+    return tuple(name for name in METRICS if name in names)
+
+
+def _check_metric_options(metric_options, chosen):
+    """``{"road": {"fractions": ..., "noise": ...}}`` checked, ROAD's defaults filled."""
+    from keras_brnpa.metrics import road_metric
+
+    options = {} if metric_options is None else metric_options
+    if not isinstance(options, Mapping):
+        raise invalid("metric_options", metric_options,
+                      "None or a dict {'road': {'fractions': ..., 'noise': ...}}")
+    for key, kwargs in options.items():
+        allowed = METRIC_OPTIONS.get(key)
+        if allowed is None or not isinstance(kwargs, Mapping) or set(kwargs) - set(allowed):
+            raise invalid("metric_options", metric_options,
+                          "None or a dict {'road': {'fractions': ..., 'noise': ...}}")
+    road = dict(options.get("road", {}))
+    if not {"road", "road_lerf"} & set(chosen):
+        return {}
+    return {"road": {
+        "fractions": road_metric._check_fractions(
+            road.get("fractions", road_metric.FRACTIONS)).tolist(),
+        "noise": road_metric._check_noise(road.get("noise", 0.01)),
+    }}
+
+
 def _check_batch(name, x):
     try:
         x = np.asarray(x, "float32")
@@ -157,8 +204,8 @@ class _Row:
 
 
 def _score_chunk(row, model, x, masks, steps, batch_size, seed, layer_name, from_logits,
-                 baseline, room):
-    """Explain and score one chunk of images for one row."""
+                 baseline, room, chosen, road_options):
+    """Explain and score one chunk of images for one row with the ``chosen`` metrics."""
     from keras_brnpa import explain
     from keras_brnpa import metrics
 
@@ -181,18 +228,41 @@ def _score_chunk(row, model, x, masks, steps, batch_size, seed, layer_name, from
     row.map_size = [int(maps.shape[1]), int(maps.shape[2])]
     scoring = dict(steps=steps, batch_size=2 * batch_size, return_curves=True,
                    from_logits=from_logits)
-    dauc, deletion = metrics.deletion_auc(model, x, maps, baseline=baseline, **scoring)
-    iauc, insertion = metrics.insertion_auc(model, x, maps, **scoring)
-    row.add("dauc", dauc)
-    row.add("iauc", iauc)
-    row.add("sparsity", metrics.sparsity(maps))
-    row.add("sparsity_density", _density(model, row.method, x, maps, batch_size))
-    if masks is not None:
+    deletion = insertion = None
+    if "dcic" in chosen:  # DC, IC and the AUCs from one run of each curve
+        dc, deletion = metrics.deletion_correlation(model, x, maps, baseline=baseline,
+                                                    **scoring)
+        ic, insertion = metrics.insertion_correlation(model, x, maps, **scoring)
+        deletion, insertion = deletion[:, 1:], insertion[:, 1:]  # the AUCs' curves
+        row.add("dc", dc)
+        row.add("ic", ic)
+        dauc, iauc = metrics.curve_area(deletion), metrics.curve_area(insertion)
+    else:
+        if "dauc" in chosen:
+            dauc, deletion = metrics.deletion_auc(model, x, maps, baseline=baseline, **scoring)
+        if "iauc" in chosen:
+            iauc, insertion = metrics.insertion_auc(model, x, maps, **scoring)
+    if "dauc" in chosen:
+        row.add("dauc", dauc)
+    if "iauc" in chosen:
+        row.add("iauc", iauc)
+    if deletion is not None:
+        row.deletion.append(np.asarray(deletion))
+    if insertion is not None:
+        row.insertion.append(np.asarray(insertion))
+    for name, order in (("road", "morf"), ("road_lerf", "lerf")):
+        if name in chosen:
+            row.add(name, metrics.road(model, x, maps, order=order, seed=seed,
+                                       from_logits=from_logits, batch_size=2 * batch_size,
+                                       **road_options))
+    if "sparsity" in chosen:
+        row.add("sparsity", metrics.sparsity(maps))
+    if "density" in chosen:
+        row.add("sparsity_density", _density(model, row.method, x, maps, batch_size))
+    if masks is not None and "pointing" in chosen:
         row.add("pointing_game", metrics.pointing_game(maps, masks))
         row.add("energy_in_mask", metrics.energy_in_mask(maps, masks))
     row.degenerate += int(degenerate_maps(maps).sum())
-    row.deletion.append(np.asarray(deletion))
-    row.insertion.append(np.asarray(insertion))
     if room > 0:
         row.maps.append(maps[:room])
     row.seconds += time.time() - tick
@@ -227,15 +297,37 @@ def compare_explanations(
     chunk_size=256,
     keep_maps=256,
     source=None,
+    metrics=None,
+    metric_options=None,
 ):
     """Score explanation methods on one or several models, in one table.
 
     For each explanation (a method applied to a model) it computes the maps
     of ``images`` for each image's predicted class, then per image the
-    deletion and insertion AUCs (``metrics.deletion_auc`` /
-    ``insertion_auc``, the model's output scale detected), the sparsity,
-    and with ``masks`` the pointing game and the energy in the mask; with
-    ``labels`` whether the model's prediction is right.
+    ``metrics`` (by default the deletion and insertion AUCs,
+    ``metrics.deletion_auc`` / ``insertion_auc`` with the model's output
+    scale detected, the sparsity, and with ``masks`` the pointing game and
+    the energy in the mask); with ``labels`` whether the model's prediction
+    is right.
+
+    The metric names (``METRICS``; each adds the columns in brackets):
+
+    - ``"dauc"``, ``"iauc"`` [``dauc``, ``iauc``]: deletion and insertion
+      AUC (``steps`` steps; deletion fills with ``baseline``);
+    - ``"dcic"`` [``dc``, ``ic``]: deletion and insertion correlation
+      (``metrics.deletion_correlation`` / ``insertion_correlation``, Gomez
+      et al. 2022; higher is better). The AUCs then come from the same
+      curves (one more forward pass per image and curve, the intact or
+      start image), so asking for both costs little more than the AUCs;
+    - ``"road"`` [``road``]: ROAD, most relevant pixels first
+      (``metrics.road(order="morf")``, Rong et al. 2022; lower is better)
+      with ``seed`` as its noise seed; ``"road_lerf"`` [``road_lerf``]: least
+      relevant first (higher is better). Each costs one imputation and one
+      forward pass per image and fraction (9 by default): about the cost of
+      a 9-step deletion curve plus the sparse solves, so LeRF is not in
+      ``"road"``: ask for it when you read the MoRF/LeRF gap;
+    - ``"sparsity"`` [``sparsity``], ``"density"`` [``sparsity_density``];
+    - ``"pointing"`` [``pointing_game``, ``energy_in_mask``]: needs masks.
 
     Every mean comes with ``n`` and a 95 % interval: the percentile
     bootstrap over images (``stats.bootstrap_ci``, 1,000 resamples, seeded
@@ -287,6 +379,15 @@ def compare_explanations(
         source: optional dict describing the images, written to
             metrics.json and report.md, e.g. ``{"data": "photos/", "split":
             "validation", "files": [...]}``.
+        metrics: ``None`` (``DEFAULT_METRICS``: ``dauc``, ``iauc``,
+            ``sparsity``, ``density``, and ``pointing`` when there are
+            masks, the table of keras_brnpa 0.2) or a list of names among
+            ``METRICS`` (above); ``"pointing"`` named without masks is an
+            error.
+        metric_options: optional ``{"road": {"fractions": ..., "noise":
+            ...}}`` for ROAD (both orders): the removed fractions (default
+            0.1 to 0.9) and the noise's standard deviation in the model's
+            input units (default 0.01).
 
     Returns:
         An ``ExplanationReport``: ``rows``, ``per_image``, ``compare()``,
@@ -305,6 +406,11 @@ def compare_explanations(
     [('brnpa: brnpa', [2, 2], 4), ('cnn: gradcam', [2, 2], 4)]
     >>> len(report.rows[0]["dauc_ci95"])
     2
+    >>> report = keras_brnpa.evaluation.compare_explanations(
+    ...     models["cnn"], images[:2], steps=4, metrics=["dauc", "road"],
+    ...     metric_options={"road": {"fractions": [0.3, 0.6]}})
+    >>> sorted(report.per_image["gradcam"])
+    ['dauc', 'road']
     """
     import keras
 
@@ -352,6 +458,9 @@ def compare_explanations(
         raise invalid("source", source, "None or a dict (e.g. {'split': 'validation'})")
     if class_names is not None:
         class_names = [str(c) for c in class_names]
+    explicit = metrics is not None
+    chosen = _check_metrics(metrics)
+    road_settings = _check_metric_options(metric_options, chosen)
     plan = [_Row(*entry) for entry in _plan(models, methods, options)]
 
     progress = None
@@ -367,6 +476,9 @@ def compare_explanations(
     for x, y, m in _batches(images, labels, masks, chunk_size):
         if has_labels is None:
             has_labels, has_masks = y is not None, m is not None
+            if explicit and "pointing" in chosen and not has_masks:
+                raise invalid("metrics", list(chosen),
+                              "'pointing' only with masks (ground-truth masks or boxes)")
         elif has_labels != (y is not None) or has_masks != (m is not None):
             raise invalid("images", "<batches with and without labels or masks>",
                           "every batch of the same form")
@@ -383,7 +495,7 @@ def compare_explanations(
                 correct[name].append(np.concatenate(predictions) == np.asarray(y))
         for row in plan:
             _score_chunk(row, models[row.name], x, m, steps, batch_size, seed, layer_name,
-                         from_logits, baseline, room)
+                         from_logits, baseline, room, chosen, road_settings.get("road", {}))
             if progress is not None:
                 progress.add(len(x))
         done += len(x)
@@ -392,9 +504,10 @@ def compare_explanations(
 
     labels = np.concatenate(all_labels) if has_labels else None
     rows, per_image, all_maps = [], {}, {}
-    curves = {"deletion": {}, "insertion": {}}
+    curves = {kind: {} for kind, parts in (("deletion", plan[0].deletion),
+                                          ("insertion", plan[0].insertion)) if parts}
     for row in plan:
-        values = {key: np.concatenate(parts) for key, parts in row.values.items()}
+        values = {key: np.concatenate(row.values[key]) for key in COLUMNS if key in row.values}
         if labels is not None:
             values = {"accuracy": np.concatenate(correct[row.name]).astype("float64"), **values}
         result = {"method": row.label, "model": row.name, "explainer": row.method,
@@ -409,8 +522,9 @@ def compare_explanations(
         rows.append(result)
         per_image[row.label] = values
         all_maps[row.label] = np.concatenate(row.maps)
-        curves["deletion"][row.label] = np.concatenate(row.deletion)
-        curves["insertion"][row.label] = np.concatenate(row.insertion)
+        for kind, parts in (("deletion", row.deletion), ("insertion", row.insertion)):
+            if parts:
+                curves[kind][row.label] = np.concatenate(parts)
         if row.degenerate:
             warnings.warn(
                 warning_message(row.label, row.method, row.degenerate, done,
@@ -420,6 +534,7 @@ def compare_explanations(
         "steps": steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
         "n_resamples": stats.N_RESAMPLES, "interval": "95% percentile bootstrap over images",
         "deletion_baseline": baseline if isinstance(baseline, (str, int, float)) else "array",
+        "metrics": list(chosen), **road_settings,
         "methods": [{"label": row.label, "model": row.name, "method": row.method,
                      "kwargs": row.kwargs} for row in plan],
     }

@@ -16,6 +16,10 @@ COLUMNS = {
     "accuracy": ("accuracy", True),
     "dauc": ("DAUC", False),
     "iauc": ("IAUC", True),
+    "dc": ("DC", True),
+    "ic": ("IC", True),
+    "road": ("ROAD MoRF", False),
+    "road_lerf": ("ROAD LeRF", True),
     "sparsity": ("sparsity", True),
     "sparsity_density": ("density", False),
     "pointing_game": ("pointing game", True),
@@ -30,6 +34,16 @@ DESCRIPTIONS = {
     "removed, most salient first (lower is better).",
     "iauc": "insertion AUC: probability of the class as the cells are restored on a blurred "
     "image, most salient first (higher is better).",
+    "dc": "deletion correlation (Gomez et al. 2022): per image, the Pearson correlation "
+    "between the score's drop at each deletion step and the mean saliency removed at that step "
+    "(higher is better; undefined for a constant map).",
+    "ic": "insertion correlation: the same along the insertion curve, the score's rise against "
+    "the saliency restored (higher is better).",
+    "road": "ROAD, most relevant first (Rong et al. 2022): probability of the class after the "
+    "most salient pixels are removed and filled from their neighbours (noisy linear "
+    "imputation), averaged over the removed fractions (lower is better).",
+    "road_lerf": "ROAD, least relevant first: the same with the least salient pixels removed "
+    "(higher is better; a good map keeps it well above ROAD MoRF).",
     "sparsity": "maximum over mean of the map (higher = sparser; its ceiling grows with the "
     "number of cells).",
     "sparsity_density": "the authors' sparsity: mean over maximum of the (part) maps times the "
@@ -43,6 +57,22 @@ DESCRIPTIONS = {
 }
 
 REPORT_FILES = ("report.md", "metrics.json", "gallery.png", "curves.png")
+
+#: Metric names of ``compare_explanations(metrics=...)`` and ``brnpa evaluate
+#: --metrics`` -> the columns (keys of ``COLUMNS``) each one adds.
+METRICS = {
+    "dauc": ("dauc",),
+    "iauc": ("iauc",),
+    "dcic": ("dc", "ic"),
+    "road": ("road",),
+    "road_lerf": ("road_lerf",),
+    "sparsity": ("sparsity",),
+    "density": ("sparsity_density",),
+    "pointing": ("pointing_game", "energy_in_mask"),
+}
+
+#: The metrics computed when none are named (those of keras_brnpa 0.2).
+DEFAULT_METRICS = ("dauc", "iauc", "sparsity", "density", "pointing")
 
 
 def _fmt(value, digits=3):
@@ -86,7 +116,11 @@ class ExplanationReport:
             sparser: all the part maps times the normalised feature norm
             for a model's own BR-NPA or B-CNN attention, the map itself
             for the other methods), ``pointing_game`` and
-            ``energy_in_mask`` (with masks); and ``seconds``.
+            ``energy_in_mask`` (with masks), and when asked for
+            (``compare_explanations(metrics=...)``) ``dc``, ``ic``
+            (deletion and insertion correlation, higher is better),
+            ``road`` (ROAD MoRF, lower is better) and ``road_lerf``
+            (ROAD LeRF, higher is better); and ``seconds``.
         per_image: dict ``{label: {metric: (n,) float64 array}}``, the
             value of every image (NaN where undefined); the means and
             intervals of ``rows`` are computed from it.
@@ -232,7 +266,7 @@ class ExplanationReport:
         header = ["method", "model", "map"] + (["n"] if has_n else [])
         for key in columns:
             label, higher = COLUMNS[key]
-            if key in ("dauc", "iauc"):
+            if key in ("dauc", "iauc", "dc", "ic", "road", "road_lerf"):
                 label += " (higher better)" if higher else " (lower better)"
             elif key == "sparsity":
                 label += " (higher = sparser)"
@@ -392,6 +426,10 @@ class ExplanationReport:
     def save(self, folder, overwrite=False, gallery_size=6):
         """Write ``report.md``, ``metrics.json``, ``gallery.png`` and ``curves.png``.
 
+        ``curves.png`` (the deletion and insertion curves) only when the
+        report has curves (``metrics`` without ``dauc``, ``iauc`` and
+        ``dcic`` computes none).
+
         Args:
             folder: output folder (created if needed).
             overwrite: replace these four files when they exist; without
@@ -428,12 +466,17 @@ class ExplanationReport:
         os.makedirs(folder, exist_ok=True)
         if self.maps:
             self.save_gallery(os.path.join(folder, "gallery.png"), gallery_size)
-        if self.curves:
+        if self._has_curves():
             visualize.plot_curves(os.path.join(folder, "curves.png"), self.curves)
+        elif os.path.exists(os.path.join(folder, "curves.png")):  # an earlier report's
+            os.remove(os.path.join(folder, "curves.png"))
         self.to_json(os.path.join(folder, "metrics.json"))
         with open(os.path.join(folder, "report.md"), "w") as f:
             f.write(self.report_markdown())
         return folder
+
+    def _has_curves(self):
+        return any(len(curves) for curves in (self.curves or {}).values())
 
     def save_gallery(self, path, size=6, maps=None):
         """The PNG gallery of ``size`` images (every class first), degenerate maps marked.
@@ -489,12 +532,20 @@ class ExplanationReport:
         n = self.rows[0].get("n", len(self.images)) if self.rows else len(self.images)
         lines = [title, ""]
         lines += self.source_markdown(n)
+        columns = set(self._columns())
+        text = ""
+        if columns & {"dauc", "iauc", "dc", "ic"}:
+            text += f"Deletion and insertion with {s.get('steps')} steps. "
+        road = s.get("road")
+        if columns & {"road", "road_lerf"} and road:
+            fractions = ", ".join(f"{p:g}" for p in road.get("fractions", ()))
+            text += (f"ROAD removes the fractions {fractions} of the pixels, noise "
+                     f"{road.get('noise', 0):g} (in the model's input units). ")
         lines += [
-            f"Deletion and insertion with {s.get('steps')} steps (the explained class is the "
-            "one predicted on the intact image). Each cell: the mean over the images ± half "
-            "the width of its 95 % interval (percentile bootstrap over the images, "
-            f"{s.get('n_resamples', stats.N_RESAMPLES)} resamples, seed {s.get('seed', 0)}; "
-            "the intervals themselves are in metrics.json).",
+            text + "The explained class is the one predicted on the intact image. Each "
+            "cell: the mean over the images ± half the width of its 95 % interval (percentile "
+            f"bootstrap over the images, {s.get('n_resamples', stats.N_RESAMPLES)} resamples, "
+            f"seed {s.get('seed', 0)}; the intervals themselves are in metrics.json).",
             "",
             self.to_markdown(),
             "",
@@ -512,8 +563,9 @@ class ExplanationReport:
                 "",
                 differences,
             ]
-        lines += ["", "![explanations](gallery.png)", "",
-                  "![deletion and insertion curves](curves.png)", ""]
+        lines += ["", "![explanations](gallery.png)", ""]
+        if self._has_curves():
+            lines += ["![deletion and insertion curves](curves.png)", ""]
         return "\n".join(lines)
 
     def column_lines(self):
