@@ -407,7 +407,7 @@ def compare_explanations(
     >>> len(report.rows[0]["dauc_ci95"])
     2
     >>> report = keras_brnpa.evaluation.compare_explanations(
-    ...     models["cnn"], images[:2], steps=4, metrics=["dauc", "road"],
+    ...     models["cnn"], images, steps=4, metrics=["dauc", "road"],
     ...     metric_options={"road": {"fractions": [0.3, 0.6]}})
     >>> sorted(report.per_image["gradcam"])
     ['dauc', 'road']
