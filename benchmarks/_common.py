@@ -10,7 +10,8 @@ installing keras_brnpa, e.g.::
 It holds what the scripts used to repeat: the device name, waiting for a
 result (``sync``), median timing after a warm-up (``timed``), one timed call
 (``timed_call``), the small convolutional backbone of the ``--quick`` runs
-and the classifier built on it (``classifier``), the header line and the
+and the classifier built on it (``classifier``), the study scripts'
+training (``fit_cosine``), the header line and the
 Markdown table printing, and the number format (``sig``).
 """
 
@@ -191,6 +192,28 @@ def classifier(backbone, size, num_classes=10, head="brnpa", resolution="low",
         num_classes, backbone=backbone, head=head, input_shape=shape,
         resolution=resolution, **kwargs
     )
+
+
+def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False):
+    """Train a classifier of logits as the study scripts do; the seconds ``fit`` took.
+
+    Adam with a cosine decay of the learning rate from ``lr`` to 0 over the
+    run (``keras_brnpa.distillation.recipe_optimizer``), sparse categorical
+    cross-entropy on logits, accuracy; ``eager``: ``run_eagerly`` (a
+    ``--quick`` step, where tracing would cost more).
+    """
+    import keras_brnpa
+
+    steps = epochs * int(np.ceil(len(x) / batch_size))
+    model.compile(
+        optimizer=keras_brnpa.distillation.recipe_optimizer(steps, lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        run_eagerly=eager,
+    )
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return time.perf_counter() - start
 
 
 def fill_defaults(args, quick, full):

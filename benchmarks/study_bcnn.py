@@ -92,13 +92,7 @@ def train_and_test(name, lr, seed, data, args, classes):
     keras.utils.set_random_seed(seed)
     model = build(name, classes, args.image_size, args.resolution, args.backbone)
     keras_brnpa.models.set_batch_norm_momentum(model)
-    steps = args.epochs * int(np.ceil(len(x) / args.batch_size))
-    model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
+    _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size)
     logits = model.predict(tx, batch_size=100, verbose=0)
     return float(np.mean(np.argmax(logits, axis=-1) == ty))
 

@@ -40,7 +40,6 @@ Usage::
 import argparse
 import os
 import tempfile
-import time
 
 import _common  # noqa: F401  (puts the repository on sys.path)
 import keras
@@ -158,19 +157,6 @@ class FeatureDistiller(keras_brnpa.Distiller):
         return total + self.beta * transfer
 
 
-def compile_fit(model, x, y, epochs, lr, batch_size, eager=False):
-    steps = epochs * int(np.ceil(len(x) / batch_size))
-    model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(lr, steps)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        run_eagerly=eager,  # --quick: one step, where tracing would cost more
-    )
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-    return time.perf_counter() - start
-
-
 def classifier(classes, resolution, name):
     model = keras_brnpa.models.build_classifier(
         classes, backbone="tiny", head="brnpa", resolution=resolution,
@@ -233,14 +219,16 @@ def run(data, seed, args, results):
 
     keras.utils.set_random_seed(seed)
     teacher = classifier(classes, "low", "teacher")
-    seconds = compile_fit(teacher, x, y, teacher_epochs, args.lr, args.batch_size, args.quick)
+    seconds = _common.fit_cosine(teacher, x, y, teacher_epochs, args.lr, args.batch_size,
+                                 args.quick)
     teacher_cost = teacher_epochs / args.hi_cost
     record(f"teacher, low resolution, {teacher_epochs} epochs", teacher, teacher_cost, seconds)
     low_epoch = seconds / teacher_epochs
 
     keras.utils.set_random_seed(seed)
     direct = classifier(classes, "high", "direct")
-    seconds = compile_fit(direct, x, y, direct_epochs, args.lr, args.batch_size, args.quick)
+    seconds = _common.fit_cosine(direct, x, y, direct_epochs, args.lr, args.batch_size,
+                                 args.quick)
     print(f"MEASURED data={data} seed={seed} high/low epoch time="
           f"{seconds / direct_epochs / low_epoch:.2f}", flush=True)
     record(f"direct, high resolution, {direct_epochs} epochs", direct, float(direct_epochs),
@@ -252,8 +240,8 @@ def run(data, seed, args, results):
             tempfile.mkdtemp(), "teacher_backbone.weights.h5"))
         distiller = FeatureDistiller(teacher, student, beta, temperature=temperature,
                                      alpha=alpha)
-        seconds = compile_fit(distiller, x, y, epochs, args.student_lr, args.batch_size,
-                              args.quick)
+        seconds = _common.fit_cosine(distiller, x, y, epochs, args.student_lr,
+                                     args.batch_size, args.quick)
         cost = teacher_cost + epochs * (1 + 1 / (3 * args.hi_cost))
         name = f"student from {start}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
         if beta:

@@ -82,13 +82,6 @@ def _compile_mode(settings):
     return {"jit_compile": _training.jit_compile()}
 
 
-def _adam(learning_rate, steps):
-    """Adam with a cosine decay of the learning rate to 0 over ``steps``."""
-    import keras
-
-    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps))
-
-
 def _train_one(name, model, data, epochs, args, callbacks):
     """Train one demo model resumably in ``output/models/<name>``."""
     from keras_brnpa import training
@@ -121,6 +114,7 @@ def run(args, callbacks=()):
     from keras_brnpa import evaluation
     from keras_brnpa import models
     from keras_brnpa import training
+    from keras_brnpa.distillation import recipe_optimizer as adam_cosine
 
     size, k, batch = settings["image_size"], settings["num_classes"], settings["batch_size"]
     with _common.output_folder(args.output, resumable=True):
@@ -150,8 +144,8 @@ def run(args, callbacks=()):
             model = models.build_classifier(k, backbone="tiny", head=head,
                                             input_shape=(size, size, 3), name=name)
             models.set_batch_norm_momentum(model)
-            model.compile(optimizer=_adam(settings["learning_rate"],
-                                          settings["epochs"] * steps_per_epoch),
+            model.compile(optimizer=adam_cosine(settings["epochs"] * steps_per_epoch,
+                                                settings["learning_rate"]),
                           loss=_training.loss(), metrics=["accuracy"],
                           **_compile_mode(settings))
             trained[name] = _train_one(name, model, data, settings["epochs"], args, callbacks)
@@ -161,8 +155,8 @@ def run(args, callbacks=()):
         distiller = keras_brnpa.Distiller(trained["brnpa_low"], student,
                                           temperature=settings["temperature"],
                                           alpha=settings["alpha"])
-        distiller.compile(optimizer=_adam(settings["distill_learning_rate"],
-                                          settings["distill_epochs"] * steps_per_epoch),
+        distiller.compile(optimizer=adam_cosine(settings["distill_epochs"] * steps_per_epoch,
+                                                settings["distill_learning_rate"]),
                           loss=_training.loss(), metrics=["accuracy"],
                           **_compile_mode(settings))
         distiller(x[:1])
