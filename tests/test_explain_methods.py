@@ -155,15 +155,24 @@ def test_smooth_grad_is_the_mean_gradient_at_the_noisy_images():
                                explain.saliency(model, x), rtol=1e-5, atol=1e-7)
     samples, noise = 6, 0.2
     got = explain.smooth_grad(model, x, noise=noise, samples=samples, seed=3, batch_size=64)
-    # The same draws: one stream of (image, sample) rows, image-major.
-    draws = np.random.default_rng(3).standard_normal((2 * samples,) + x.shape[1:])
+    # The same draws: one field per sample, shared by the images, scaled by
+    # each image's sigma (rows image-major).
+    fields = np.random.default_rng(3).standard_normal((samples,) + x.shape[1:])
+    draws = np.tile(fields.astype("float32"), (2, 1, 1, 1))
     sigma = noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))
     rows = np.repeat(x, samples, axis=0).astype("float64") + (
-        draws.astype("float32") * np.repeat(sigma, samples)[:, None, None, None])
+        draws * np.repeat(sigma, samples)[:, None, None, None])
     classes = np.repeat(logits(x.astype("float64")).argmax(-1), samples)
     expected = gradient(rows, classes).reshape((2, samples) + x.shape[1:]).mean(axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5)
     assert not np.allclose(got, explain.saliency(model, x), atol=1e-4)
+    # An image's map does not depend on its batch: alone, or after others.
+    x3 = np.concatenate([x[1:], x], axis=0)
+    batch = explain.smooth_grad(model, x3, noise=noise, samples=samples, seed=3, batch_size=5)
+    alone = explain.smooth_grad(model, x[1:], noise=noise, samples=samples, seed=3)
+    np.testing.assert_allclose(batch[2], alone[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(batch[0], alone[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(batch[1], got[0], rtol=1e-5, atol=1e-7)
 
 
 def test_integrated_gradients_completeness_and_linear_case():

@@ -148,8 +148,11 @@ def smooth_grad(
         noise: standard deviation of the noise as a fraction of each
             image's value range (the paper: 0.1-0.2), ``>= 0``.
         samples: noisy copies per image, ``>= 1``.
-        seed: ``None`` or an int: the noise (drawn with NumPy, so the same
-            on every backend).
+        seed: ``None`` or an int: the noise, drawn with NumPy (so the same
+            on every backend) as ``samples`` standard-normal fields of one
+            image's shape, shared by every image of the call and scaled by
+            each image's ``sigma``: an image's attribution does not depend
+            on the other images of the batch.
         layer_name, upsample, verbose: unused; every explainer takes the
             same keywords.
 
@@ -174,13 +177,13 @@ def smooth_grad(
     setup = _setup(model, images, class_index, batch_size, from_logits)
     flat = setup.images.reshape(len(setup.images), -1)
     sigma = (float(noise) * (flat.max(axis=1) - flat.min(axis=1))).astype("float32")
-    rng = np.random.default_rng(seed)
     shape = setup.images.shape[1:]
+    # One standard-normal field per sample, shared by every image and scaled
+    # by the image's sigma: an image's map is the same alone or in any batch.
+    fields = np.random.default_rng(seed).standard_normal((samples,) + shape).astype("float32")
 
     def noisy(x, image_ids, points):
-        rows = len(points)
-        draws = rng.standard_normal((rows,) + shape).astype("float32")
-        draws *= sigma[image_ids].reshape((rows,) + (1,) * len(shape))
+        draws = fields[points] * sigma[image_ids].reshape((len(points),) + (1,) * len(shape))
         return x + keras.ops.convert_to_tensor(draws)
     with setup.output_scale() as scale:
         classes = _classes(setup, scale)
