@@ -45,6 +45,24 @@ def test_every_removed_pixel_is_the_mean_of_its_neighbours():
                                        atol=1e-10)
 
 
+def test_band_cholesky_and_sparse_lu_give_the_same_imputation():
+    """Both solvers of _impute_linear (tall, wide and a no-removal image)."""
+    from keras_brnpa.metrics import road_metric
+
+    rng = np.random.default_rng(2)
+    for shape in [(3, 7, 5, 2), (3, 5, 9, 1)]:
+        images = rng.random(shape)
+        removed = rng.random(shape[:3]) < 0.6
+        removed[:, 0, 0] = False
+        removed[1] = False  # nothing to solve for this image
+        band = road_metric._impute_linear(images, removed, solver="banded")
+        sparse = road_metric._impute_linear(images, removed, solver="sparse")
+        np.testing.assert_allclose(band, sparse, atol=1e-12)
+        np.testing.assert_array_equal(band[~removed], images[~removed])
+        b, y, x = np.argwhere(removed)[-1]
+        np.testing.assert_allclose(band[b, y, x], neighbour_mean(band[b], y, x), atol=1e-12)
+
+
 def test_noise_is_added_to_removed_pixels_only_and_is_seeded():
     rng = np.random.default_rng(1)
     images = rng.random((3, 16, 16, 3)).astype("float32")
