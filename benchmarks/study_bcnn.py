@@ -7,6 +7,9 @@ B-CNN paper's signed square root and L2 normalisation of the pooled
 vectors, on the same small backbone from scratch (three convolutions,
 16x16 maps; ``--backbone tiny`` for the tiny ResNet), for each seed, and prints
 the test accuracies as a Markdown table (the one in docs/how_it_works.md).
+The ``--bcnn-*`` flags change the B-CNN only (its layer's ``scale`` and
+``epsilon``, a batch normalisation of the pooled vectors, its learning
+rate, warm-up and gradient clipping); the CNN keeps ``--lr``.
 Not a timing: run it through the machine's job queue like any training.
 
 Usage::
@@ -14,6 +17,14 @@ Usage::
     KERAS_BACKEND=tensorflow python benchmarks/study_bcnn.py
     python benchmarks/study_bcnn.py --models gap bcnn --bcnn-lr 1e-2
     python benchmarks/study_bcnn.py --quick          # seconds: checks it runs
+
+The setting that keeps up with the CNN on ``synthetic_clutter`` (issue 23,
+docs/how_it_works.md): the normalised vectors scaled by ``sqrt(n_parts *
+C)`` and one epoch of warm-up::
+
+    KERAS_BACKEND=tensorflow python benchmarks/study_bcnn.py --backbone tiny \
+        --resolution high --train-images 10000 --epochs 6 --models gap bcnn \
+        --bcnn-scale auto --bcnn-warmup 1
 """
 
 import argparse
@@ -57,6 +68,19 @@ def parse_args(argv=None):
                         help="peak learning rate of the CNN (Adam, cosine decay to 0)")
     parser.add_argument("--bcnn-lr", type=float, default=None,
                         help="peak learning rate of the B-CNN models (default --lr)")
+    parser.add_argument("--bcnn-epsilon", type=float, default=None,
+                        help="BilinearAttentionPooling(epsilon=...) under the signed square root "
+                        "(default the layer's)")
+    parser.add_argument("--bcnn-scale", default=None, type=_scale,
+                        help="BilinearAttentionPooling(scale=...): 'auto' (sqrt(n_parts * C)) "
+                        "or a number (default the layer's 1.0: unit vectors)")
+    parser.add_argument("--bcnn-pooled-bn", action="store_true",
+                        help="a BatchNormalization on the pooled vectors, before the classifier")
+    parser.add_argument("--bcnn-clipnorm", type=float, default=None,
+                        help="clip each gradient to this L2 norm (B-CNN models only)")
+    parser.add_argument("--bcnn-warmup", type=float, default=0.0,
+                        help="epochs of linear warm-up from 0 to the peak learning rate before "
+                        "the cosine decay (B-CNN models only)")
     parser.add_argument("--quick", action="store_true", help="a tiny run to check that it works")
     args = parser.parse_args(argv)
     if args.quick:
@@ -65,7 +89,36 @@ def parse_args(argv=None):
     return args
 
 
-def build(name, num_classes, size, resolution, backbone):
+def _scale(text):
+    """``--bcnn-scale``: ``"auto"`` or a float."""
+    return text if text == "auto" else float(text)
+
+
+def head_options(args):
+    """The ``BilinearAttentionPooling`` options that the B-CNN flags set."""
+    options = {}
+    if args is not None and args.bcnn_epsilon is not None:
+        options["epsilon"] = args.bcnn_epsilon
+    if args is not None and args.bcnn_scale is not None:
+        options["scale"] = args.bcnn_scale
+    return options
+
+
+def label(name, args):
+    """The table's name of a model, with the B-CNN flags that changed it."""
+    if name == "gap":
+        return LABELS[name]
+    extra = [f"`{key}={value!r}`" for key, value in head_options(args).items()]
+    if args.bcnn_pooled_bn:
+        extra.append("BatchNormalization on the pooled vectors")
+    if args.bcnn_clipnorm is not None:
+        extra.append(f"clipnorm {args.bcnn_clipnorm:g}")
+    if args.bcnn_warmup:
+        extra.append(f"{args.bcnn_warmup:g} epochs of warm-up")
+    return LABELS[name] + "".join(", " + item for item in extra)
+
+
+def build(name, num_classes, size, resolution, backbone, args=None):
     head, normalize = MODELS[name]
     if backbone == "conv":
         backbone = _common.conv_backbone(size, filters=(32, 64, 128))
@@ -74,26 +127,62 @@ def build(name, num_classes, size, resolution, backbone):
     model = keras_brnpa.models.build_classifier(
         num_classes, backbone=backbone, head=head, resolution=resolution,
         input_shape=(size, size, 3), name=name.replace("-", "_"))
-    if normalize is False:
-        # The same layout with the B-CNN layer's normalisation switched off.
+    options = head_options(args) if head == "bcnn" else {}
+    pooled_bn = head == "bcnn" and args is not None and args.bcnn_pooled_bn
+    if normalize is not False and not pooled_bn:
+        # scale and epsilon make no weights and are read when the layer is
+        # called: set on build_classifier's head, the weights start as
+        # without them (the runs of docs/how_it_works.md).
+        checked = keras_brnpa.BilinearAttentionPooling(**options)  # the layer's checks
+        for key in options:
+            setattr(model.get_layer("head"), key, getattr(checked, key))
+    else:
+        # The same layout with the B-CNN layer's options changed.
         backbone = model.get_layer("backbone")
         inputs = keras.Input((size, size, 3), name="images")
-        vectors, _ = keras_brnpa.BilinearAttentionPooling(
-            n_parts=3, normalize=False, data_format="channels_last", name="head",
-        )(backbone(inputs), return_attention_maps=True)
+        layer = keras_brnpa.BilinearAttentionPooling(
+            n_parts=3, normalize=normalize, data_format="channels_last", name="head", **options)
+        vectors, _ = layer(backbone(inputs), return_attention_maps=True)
+        if pooled_bn:
+            vectors = keras.layers.BatchNormalization(name="pooled_norm")(vectors)
         x = keras.layers.Dropout(0.0, name="dropout")(vectors)
         logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
-        model = keras.Model(inputs, logits, name="bcnn_plain")
+        model = keras.Model(inputs, logits, name=name.replace("-", "_"))
     return model
 
 
 def train_and_test(name, lr, seed, data, args, classes):
     (x, y), (tx, ty) = data
     keras.utils.set_random_seed(seed)
-    model = build(name, classes, args.image_size, args.resolution, args.backbone)
+    model = build(name, classes, args.image_size, args.resolution, args.backbone, args)
     keras_brnpa.models.set_batch_norm_momentum(model)
-    _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size)
+    clipnorm = args.bcnn_clipnorm if name != "gap" else None
+    warmup = args.bcnn_warmup if name != "gap" else 0.0
+    if clipnorm is None and not warmup:
+        _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size, eager=args.quick)
+    else:
+        # fit_cosine's Adam and cosine decay, with gradient clipping or a
+        # linear warm-up (the decay then takes the remaining steps).
+        per_epoch = int(np.ceil(len(x) / args.batch_size))
+        steps = args.epochs * per_epoch
+        warmup_steps = min(int(round(warmup * per_epoch)), steps - 1)
+        if warmup_steps:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                0.0, steps - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps)
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(lr, steps)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], run_eagerly=args.quick)
+        model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
+    history = getattr(getattr(model, "history", None), "history", {}) or {}
+    losses = history.get("loss", [])
+    if losses:
+        print(f"  train loss per epoch ({name}, seed {seed}): "
+              + " ".join(f"{v:.3f}" for v in losses), flush=True)
     logits = model.predict(tx, batch_size=100, verbose=0)
+    if not np.all(np.isfinite(logits)):
+        print(f"  non-finite logits ({name}, seed {seed}): training diverged", flush=True)
     return float(np.mean(np.argmax(logits, axis=-1) == ty))
 
 
@@ -114,7 +203,7 @@ def main(argv=None):
             results.setdefault((name, lr), []).append(accuracy)
             print(f"RESULT model={name} lr={lr:g} seed={seed} accuracy={accuracy:.4f}", flush=True)
     seeds = ", ".join(str(s) for s in args.seeds)
-    rows = [[LABELS[name], f"{lr:g}", str(args.epochs), ", ".join(f"{a:.3f}" for a in accs),
+    rows = [[label(name, args), f"{lr:g}", str(args.epochs), ", ".join(f"{a:.3f}" for a in accs),
              f"{np.mean(accs):.3f}"] for (name, lr), accs in results.items()]
     print()
     _common.print_table(["model", "learning rate", "epochs", f"test accuracy (seeds {seeds})",

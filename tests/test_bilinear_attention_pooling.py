@@ -44,17 +44,49 @@ def test_a_model_saved_before_normalize_keeps_its_outputs(tmp_path):
     assert normalized.normalize is True
 
 
+def test_a_model_saved_before_scale_keeps_its_unit_vectors():
+    """A .keras file saved with normalize=True before the scale option (no
+    "scale" in its config) loads with scale=1.0 and gives the same unit
+    vectors as when it was saved; scale="auto" multiplies them by
+    sqrt(n_parts * C)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 4))
+    outputs = BilinearAttentionPooling(n_parts=2, scale=1.0)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).random((2, 6, 6, 4)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=-1), 1.0, rtol=1e-5)
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BilinearAttentionPooling":
+            assert layer["config"]["normalize"] is True
+            del layer["config"]["scale"]  # as written before the option
+    old = keras.Model.from_config(config)
+    old.set_weights(model.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(old(x)), expected, rtol=1e-6)
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] == "BilinearAttentionPooling":
+            layer["config"]["scale"] = "auto"
+    new = keras.Model.from_config(config)
+    new.set_weights(model.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(new(x)), expected * np.sqrt(8),
+                               rtol=1e-5)
+
+
 def test_config_is_complete():
     layer = BilinearAttentionPooling(
         n_parts=2, hidden_channels=5, map_initializer="zeros", kernel_initializer="ones",
         map_normalization=False, return_attention_maps=True, normalize=False,
-        epsilon=1e-6, name="bcnn",
+        epsilon=1e-6, scale=2.5, name="bcnn",
     )
     config = layer.get_config()
     clone = BilinearAttentionPooling.from_config(config)
     assert clone.get_config() == config
     assert clone.map_normalization is False and clone.hidden_channels == 5
-    assert clone.normalize is False and clone.epsilon == 1e-6
+    assert clone.normalize is False and clone.epsilon == 1e-6 and clone.scale == 2.5
+    assert BilinearAttentionPooling.from_config(
+        BilinearAttentionPooling(scale="auto").get_config()).scale == "auto"
     assert isinstance(clone.map_initializer, keras.initializers.Zeros)
     assert isinstance(clone.kernel_initializer, keras.initializers.Ones)
 
@@ -90,6 +122,11 @@ def randomise_statistics(layer, rng):
         bn.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype("float32"))
 
 
+def reference_scale(layer, dim):
+    """The factor of the normalised vectors: sqrt(dim) for "auto"."""
+    return np.sqrt(dim) if layer.scale == "auto" else layer.scale
+
+
 def reference(layer, x):
     """The authors' B-CNN block, written with NumPy from DESIGN.md 1.3."""
     x = x.astype("float64")
@@ -105,7 +142,7 @@ def reference(layer, x):
         [(maps[..., k : k + 1] * x).mean(axis=(1, 2)) for k in range(layer.n_parts)], axis=1
     ).reshape(b, layer.n_parts * c)
     if layer.normalize:
-        vectors = signed_sqrt_l2(vectors, layer.epsilon)
+        vectors = signed_sqrt_l2(vectors, layer.epsilon) * reference_scale(layer, vectors.shape[-1])
     return vectors, maps
 
 
@@ -116,12 +153,15 @@ def signed_sqrt_l2(v, epsilon):
     return y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
 
 
-@pytest.mark.parametrize("map_normalization, normalize", [(True, True), (False, False)])
-def test_matches_the_numpy_block(map_normalization, normalize):
+@pytest.mark.parametrize(
+    "map_normalization, normalize, scale", [(True, True, 1.0), (True, True, "auto"),
+                                            (False, False, "auto"), (True, True, 0.5)])
+def test_matches_the_numpy_block(map_normalization, normalize, scale):
     rng = np.random.default_rng(0)
     x = rng.random((2, 5, 4, 3)).astype("float32")
     layer = BilinearAttentionPooling(
-        n_parts=2, hidden_channels=4, map_normalization=map_normalization, normalize=normalize
+        n_parts=2, hidden_channels=4, map_normalization=map_normalization, normalize=normalize,
+        scale=scale,
     )
     layer.build(x.shape)
     # Half the 1x1 weights positive so that the ReLU maps are not all zero.
@@ -148,6 +188,14 @@ def test_normalization_against_numpy():
     assert np.all(out[1] == 0)  # all zero (every map dead): 0, not NaN
     # The square root's effect: 9 and 16 become 3 and 4 before the norm.
     np.testing.assert_allclose(out[2, 1] / out[2, 0], 4 / 3, rtol=1e-5)
+    assert BilinearAttentionPooling().scale == 1.0  # unit vectors by default
+    # scale="auto": the same vectors times sqrt(D), D = 4 here, so that
+    # the entries' root mean square is 1; zeros stay 0.
+    auto = to_numpy(BilinearAttentionPooling(n_parts=2, scale="auto").normalize_vectors(
+        keras.ops.convert_to_tensor(v)))
+    np.testing.assert_allclose(auto, 2.0 * out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.sqrt(np.mean(auto[[0, 2]] ** 2, axis=-1)), 1.0, rtol=1e-5)
+    assert np.all(auto[1] == 0)
 
 
 def test_block_shapes():
@@ -260,6 +308,8 @@ def test_symbolic_shapes_unknown_size():
      ({"data_format": "x"}, "data_format"), ({"return_attention_maps": 1}, "return_attention_maps"),
      ({"map_normalization": "yes"}, "map_normalization"),
      ({"normalize": 1}, "normalize"), ({"epsilon": 0.0}, "epsilon"),
+     ({"scale": 0.0}, "scale"), ({"scale": "sqrt"}, "scale"), ({"scale": True}, "scale"),
+     ({"scale": float("inf")}, "scale"),
      ({"map_initializer": "not_an_initializer"}, "map_initializer"),
      ({"kernel_initializer": 3}, "kernel_initializer")],
 )

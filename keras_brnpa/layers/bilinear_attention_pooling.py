@@ -29,7 +29,7 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         v_k    = mean_ij(maps[..., k] * features)      # (B, C) per part
         v      = concat(v_1, ..., v_P)                 # (B, P * C)
         y      = sign(v) * sqrt(|v| + epsilon)         # signed square root
-        output = y / ||y||_2                           # L2 normalisation
+        output = scale * y / ||y||_2                   # L2 normalisation
 
     **Normalisation of the pooled vectors** (``normalize=True``, the
     default). The bilinear CNN paper (Lin, RoyChowdhury, Maji 2015) passes
@@ -43,6 +43,23 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
     all-zero vector (every map dead) stays 0; computed in float32.
     ``normalize=False`` returns the pooled vectors as they are (the
     layer before this option).
+
+    **Scale of the normalised vectors** (``scale``, default ``1.0``: unit
+    vectors). A unit vector of ``D = n_parts * C`` dimensions has entries
+    of about ``1 / sqrt(D)``: a linear classifier trained from scratch on
+    it starts with logits near 0 and needs large weights to separate the
+    classes, so it can learn slowly or not at all (measured on
+    ``synthetic_clutter`` with the tiny ResNet from scratch: the loss
+    stayed at ``log(10)`` for 6 epochs on one seed of two).
+    ``scale="auto"`` multiplies the normalised vector by ``sqrt(D)``, so
+    that its entries have a root mean square of 1 (the scale of
+    un-normalised features that a ``Dense`` layer's initialisation
+    expects; WS-DAN multiplies by a fixed 100 for the same reason); a
+    float multiplies by that number. With ``"auto"`` and one epoch of
+    learning-rate warm-up the B-CNN kept up with the plain CNN on that
+    task (``docs/how_it_works.md``); on the easier embedded data and in
+    very short runs it was no better than unit vectors, so the default
+    stays ``1.0``. Only used with ``normalize=True``.
 
     **Dead maps, and the one difference from the authors' block.** The
     authors apply the ReLU directly to the 1x1 convolution. ``h`` is
@@ -78,6 +95,9 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
             ``False`` is the authors' block exactly.
         normalize: bool, signed square root and L2 normalisation of the
             concatenated pooled vectors (default ``True``, see above).
+        scale: float > 0 (default ``1.0``) or ``"auto"``
+            (``sqrt(n_parts * C)``, see above), multiplier of the
+            normalised vectors (ignored with ``normalize=False``).
         epsilon: float > 0, added under the square root.
         **kwargs: base ``keras.layers.Layer`` arguments.
 
@@ -87,8 +107,8 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         training: bool, passed to the batch normalisations.
 
     Returns:
-        Pooled vectors ``(B, n_parts * C)`` (unit L2 norm with
-        ``normalize=True``); with
+        Pooled vectors ``(B, n_parts * C)`` (L2 norm ``scale``, 1 by
+        default, with ``normalize=True``); with
         ``return_attention_maps=True`` a tuple ``(vectors, maps)`` with
         non-negative ``maps`` of shape ``(B, H, W, n_parts)``
         (``channels_first``: ``(B, n_parts, H, W)``).
@@ -134,6 +154,7 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         map_normalization=True,
         normalize=True,
         epsilon=1e-12,
+        scale=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -158,6 +179,13 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         ):
             raise invalid("epsilon", epsilon, "a float in (0, 1)")
         self.epsilon = float(epsilon)
+        if scale != "auto" and (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not 0 < scale < float("inf")
+        ):
+            raise invalid("scale", scale, "'auto' or a finite float > 0")
+        self.scale = scale if scale == "auto" else float(scale)
 
     def build(self, input_shape):
         _, _, c = self._check_shape(input_shape)
@@ -236,12 +264,15 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         return vectors, maps
 
     def normalize_vectors(self, vectors):
-        """Signed square root, then L2 normalisation (Lin et al. 2015)."""
+        """Signed square root, L2 normalisation (Lin et al. 2015), ``scale``."""
         x = ops.cast(vectors, "float32")
         y = ops.sign(x) * ops.sqrt(ops.abs(x) + self.epsilon)
         norm = ops.sqrt(ops.sum(ops.square(y), axis=-1, keepdims=True))
+        scale = self.scale
+        if scale == "auto":
+            scale = float(vectors.shape[-1]) ** 0.5
         # An all-zero vector (every map dead) stays 0 (torch's F.normalize).
-        return ops.cast(y / ops.maximum(norm, 1e-12), vectors.dtype)
+        return ops.cast(y * (scale / ops.maximum(norm, 1e-12)), vectors.dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -258,6 +289,7 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
                 "map_normalization": self.map_normalization,
                 "normalize": self.normalize,
                 "epsilon": self.epsilon,
+                "scale": self.scale,
             }
         )
         return config
@@ -266,20 +298,26 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
     def from_config(cls, config):
         """Rebuilds the layer; a config saved before ``normalize`` existed
         (keras_brnpa 0.2) has no such key and keeps its old outputs
-        (``normalize=False``) instead of taking the new default.
+        (``normalize=False``) instead of taking the new default; one saved
+        before ``scale`` existed keeps its unit vectors (``scale=1.0``,
+        whatever the default).
 
         Example:
 
-        >>> layer = BilinearAttentionPooling(n_parts=2)
+        >>> layer = BilinearAttentionPooling(n_parts=2, scale="auto")
         >>> config = layer.get_config()
         >>> BilinearAttentionPooling.from_config(config).normalize
         True
         >>> del config["normalize"]
         >>> BilinearAttentionPooling.from_config(config).normalize
         False
+        >>> del config["scale"]
+        >>> BilinearAttentionPooling.from_config(config).scale
+        1.0
         """
         config = dict(config)
         config.setdefault("normalize", False)
+        config.setdefault("scale", 1.0)
         return super().from_config(config)
 
 
