@@ -9,12 +9,20 @@ trains with the tiny ResNet from scratch (BR-NPA head, 3 parts):
   stride 1), random start, ``--direct-epochs``;
 - **students**: the teacher's high-resolution twin distilled from it
   (``keras_brnpa.Distiller``), one per ``--students`` setting
-  ``start:T:alpha:epochs[:beta]``: ``start`` is ``teacher`` (all the
-  teacher's weights), ``backbone`` (the teacher's backbone, a fresh last
-  layer) or ``random``; ``beta`` > 0 adds a feature-level term, attention
-  transfer (Zagoruyko and Komodakis 2017) between the student's feature
-  energy map pooled to the teacher's grid and the teacher's, weighted by
-  ``beta``.
+  ``start:T:alpha:epochs[:beta][:key=value ...]``: ``start`` is
+  ``teacher`` (all the teacher's weights), ``backbone`` (the teacher's
+  backbone, a fresh last layer) or ``random``; ``beta`` > 0 (or
+  ``at=beta``) adds a feature-level term, attention transfer (Zagoruyko
+  and Komodakis 2017) between the student's feature energy map pooled to
+  the teacher's grid and the teacher's, weighted by ``beta``. Optional
+  ``key=value`` fields: ``lr=`` the student's peak learning rate (default
+  ``--student-lr``); feature terms at the *student's* resolution, each
+  weighted by its value: ``energy=`` the teacher's feature energy map
+  upsampled (bilinear) to the student's grid against the student's (both
+  L2-normalised, squared distance), ``maps=`` the same for each of the
+  teacher's part maps (BR-NPA attention maps), ``parts=`` the student's
+  pooled part vectors against the teacher's (each part L2-normalised,
+  squared distance; the BR-NPA representation itself).
 
 and prints, per model, test accuracy, pointing game and energy in the
 digit's bounding box (filled from its mask, as box ground truth; pointing
@@ -34,7 +42,14 @@ Usage::
     KERAS_BACKEND=tensorflow python benchmarks/study_distill.py
     python benchmarks/study_distill.py --data clutter --seeds 0 \\
         --students teacher:1:0.1:2 random:1:0.1:4
+    python benchmarks/study_distill.py --data clutter --seeds 0 --cache runs/study \\
+        --no-direct --students teacher:0:0:2:lr=3e-3 teacher:1:0.1:2:parts=0.1
     python benchmarks/study_distill.py --quick        # seconds: checks it runs
+
+``--cache DIR`` saves the teacher and the direct model of each data set,
+seed and epoch count there and loads them on the next run (same settings,
+same models: only the students train); ``--no-direct`` skips the direct
+model (its row was measured before).
 """
 
 import argparse
@@ -58,7 +73,7 @@ DATA = {
 }
 
 
-#: The students of the study: start:T:alpha:epochs[:beta].
+#: The students of the study: start:T:alpha:epochs[:beta][:key=value ...].
 STUDENTS = (
     "teacher:1:0.1:2",  # the recipe (RECIPE_DEFAULTS)
     "backbone:1:0.1:2",
@@ -67,6 +82,10 @@ STUDENTS = (
     "teacher:1:0.1:4",
     "teacher:1:0.1:2:1",  # + attention transfer
 )
+
+#: The optional key=value fields of a student: the learning rate and the
+#: weights of the feature terms (see the module docstring).
+STUDENT_KEYS = ("lr", "at", "energy", "maps", "parts")
 
 
 def parse_args(argv=None):
@@ -85,11 +104,16 @@ def parse_args(argv=None):
                         help="peak learning rate of the teacher and the direct model")
     parser.add_argument("--student-lr", type=float, default=1e-3)
     parser.add_argument("--students", nargs="*", default=list(STUDENTS),
-                        help="start:T:alpha:epochs[:beta] per student")
+                        help="start:T:alpha:epochs[:beta][:key=value ...] per student, "
+                        f"keys {STUDENT_KEYS}")
     parser.add_argument("--hi-cost", type=float, default=1.2,
                         help="cost of a high-resolution epoch in low-resolution epochs "
                         "(tiny ResNet, 64 px, TensorFlow on CPU: 1.2; the run prints its own)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cache", default=None,
+                        help="folder where the teacher and direct models are saved and reused")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="skip the direct high-resolution model")
     parser.add_argument("--quick", action="store_true", help="a tiny run to check that it works")
     args = parser.parse_args(argv)
     args.students = [parse_student(s) for s in args.students]
@@ -97,19 +121,54 @@ def parse_args(argv=None):
         args.train_images, args.test_images, args.iauc_images = 16, 8, 2
         args.teacher_epochs = args.direct_epochs = 1
         args.seeds, args.data = [0], ["parts"]
-        args.students = [parse_student("teacher:1:0.1:1:1")]
+        args.students = [parse_student(
+            "teacher:1:0.1:1:1:lr=2e-3:energy=0.1:maps=0.1:parts=0.1")]
     return args
 
 
 def parse_student(text):
+    """``(start, T, alpha, epochs, options)`` of ``start:T:alpha:epochs[:beta][:key=value ...]``.
+
+    ``options`` maps each of ``STUDENT_KEYS`` to its value (``lr`` None
+    when not given, each feature weight 0.0); a plain fifth field is the
+    attention-transfer weight ``at``.
+    """
     fields = text.split(":")
-    if len(fields) not in (4, 5) or fields[0] not in keras_brnpa.distillation.STUDENT_INITS:
+    options = {key: 0.0 for key in STUDENT_KEYS}
+    options["lr"] = None
+    ok = len(fields) >= 4 and fields[0] in keras_brnpa.distillation.STUDENT_INITS
+    try:
+        for i, field in enumerate(fields[4:]):
+            key, _, value = field.rpartition("=")
+            if not key and i == 0:
+                key = "at"
+            ok = ok and key in STUDENT_KEYS
+            options[key] = float(value)
+        start, temperature, alpha, epochs = fields[0], float(fields[1]), float(fields[2]), int(
+            fields[3])
+    except (ValueError, IndexError):
+        ok = False
+    if not ok:
         raise ValueError(
-            "Invalid value for argument --students. Expected start:T:alpha:epochs[:beta] "
-            f"with start in {keras_brnpa.distillation.STUDENT_INITS}. Received: {text!r}"
+            "Invalid value for argument --students. Expected start:T:alpha:epochs[:beta]"
+            f"[:key=value ...] with start in {keras_brnpa.distillation.STUDENT_INITS} and "
+            f"keys in {STUDENT_KEYS}. Received: {text!r}"
         )
-    beta = float(fields[4]) if len(fields) == 5 else 0.0
-    return (fields[0], float(fields[1]), float(fields[2]), int(fields[3]), beta)
+    return (start, temperature, alpha, epochs, options)
+
+
+def student_name(start, temperature, alpha, epochs, options):
+    """The table's name of a student; the settings of the first study keep their names."""
+    name = f"student from {start}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
+    if options["lr"] is not None:
+        name += f", lr={options['lr']:g}"
+    if options["at"]:
+        name += f", attention transfer beta={options['at']:g}"
+    for key, words in (("energy", "energy upsampled"), ("maps", "part maps upsampled"),
+                       ("parts", "part vectors")):
+        if options[key]:
+            name += f", {words} beta={options[key]:g}"
+    return name
 
 
 def energy_map(features):
@@ -119,42 +178,99 @@ def energy_map(features):
     return q / (ops.norm(q, axis=-1, keepdims=True) + 1e-6)
 
 
-class FeatureDistiller(keras_brnpa.Distiller):
-    """``Distiller`` plus ``beta`` x attention transfer of the feature maps.
+def heads_model(model):
+    """A model sharing ``model``'s layers: logits, part maps, part vectors, features."""
+    from keras_brnpa.models._heads import head_outputs
+    from keras_brnpa.models.classifier import _parts
 
-    The student's feature energy map is average-pooled to the teacher's
-    grid (8x8 -> 2x2) before both are compared: the student is told where
-    the teacher sees the object, not how coarsely.
+    backbone, head, tail, _ = _parts(model)
+    inputs = keras.Input(tuple(model.input_shape[1:]))
+    features = backbone(inputs)
+    vectors, maps = head_outputs(head, features)
+    logits = vectors
+    for layer in tail:
+        logits = layer(logits)
+    return keras.Model(inputs, {"logits": logits, "maps": maps, "vectors": vectors,
+                                "features": features})
+
+
+def normalized_distance(student, teacher):
+    """Mean over the batch (and parts) of ``|| s/|s| - t/|t| ||^2``, over the last axis."""
+    def unit(v):
+        v = ops.cast(v, "float32")
+        return v / (ops.norm(v, axis=-1, keepdims=True) + 1e-6)
+    return ops.mean(ops.sum(ops.square(unit(student) - unit(teacher)), axis=-1))
+
+
+def upsample(maps, size):
+    """Bilinear ``(B, h, w, P)`` -> ``(B, H, W, P)`` (half-pixel centres, as resize_maps)."""
+    return ops.image.resize(ops.cast(maps, "float32"), size, interpolation="bilinear",
+                            antialias=False)
+
+
+class FeatureDistiller(keras_brnpa.Distiller):
+    """``Distiller`` plus feature-level terms, each weighted by ``options[key]``.
+
+    ``at``: attention transfer; the student's feature energy map is
+    average-pooled to the teacher's grid (8x8 -> 2x2) before both are
+    compared: the student is told where the teacher sees the object, not
+    how coarsely. ``energy`` / ``maps``: the teacher's energy map / part
+    maps upsampled to the student's grid; ``parts``: the part vectors.
     """
 
-    def __init__(self, teacher, student, beta, **kwargs):
+    def __init__(self, teacher, student, options, **kwargs):
         super().__init__(teacher, student, **kwargs)
-        self.beta = float(beta)
+        self.options = {key: float(options[key]) for key in ("at", "energy", "maps", "parts")}
         # Models sharing the layers of the teacher / student, with the
-        # backbone's features as an output too.
-        self.teacher_both = keras_brnpa.models.attention_model(teacher)
-        self.student_both = keras_brnpa.models.attention_model(student)
+        # backbone's features, part maps and part vectors as outputs too.
+        self.teacher_both = heads_model(teacher)
+        self.student_both = heads_model(student)
 
     def call(self, inputs, training=None):
         out = self.student_both(inputs, training=training)
-        self._student_features = out["features"]
+        self._student_out = out
         return out["logits"]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         total = super().compute_loss(x, y, y_pred, sample_weight, training)
-        if self.beta == 0:
+        if not any(self.options.values()):
             return total
-        student = self._student_features
-        teacher = ops.stop_gradient(self.teacher_both(x, training=False)["features"])
-        factor = student.shape[1] // teacher.shape[1]
-        pooled = ops.mean(ops.reshape(
-            ops.square(ops.cast(student, "float32")),
-            (-1, teacher.shape[1], factor, teacher.shape[2], factor, student.shape[-1])),
-            axis=(2, 4))
-        q_s = energy_map(ops.sqrt(pooled + 1e-12))
-        q_t = energy_map(teacher)
-        transfer = ops.mean(ops.sum(ops.square(q_s - q_t), axis=-1))
-        return total + self.beta * transfer
+        student = self._student_out
+        teacher = {key: ops.stop_gradient(value) for key, value in
+                   self.teacher_both(x, training=False).items()}
+        s_f, t_f = student["features"], teacher["features"]
+        grid = tuple(s_f.shape[1:3])
+        if self.options["at"]:
+            factor = s_f.shape[1] // t_f.shape[1]
+            pooled = ops.mean(ops.reshape(
+                ops.square(ops.cast(s_f, "float32")),
+                (-1, t_f.shape[1], factor, t_f.shape[2], factor, s_f.shape[-1])),
+                axis=(2, 4))
+            q_s = energy_map(ops.sqrt(pooled + 1e-12))
+            q_t = energy_map(t_f)
+            total = total + self.options["at"] * ops.mean(ops.sum(ops.square(q_s - q_t), -1))
+        if self.options["energy"]:
+            e_s = ops.mean(ops.square(ops.cast(s_f, "float32")), axis=-1)
+            e_t = upsample(ops.mean(ops.square(ops.cast(t_f, "float32")), axis=-1,
+                                    keepdims=True), grid)[..., 0]
+            flat = (-1, grid[0] * grid[1])
+            total = total + self.options["energy"] * normalized_distance(
+                ops.reshape(e_s, flat), ops.reshape(e_t, flat))
+        if self.options["maps"]:
+            # (B, H, W, P) -> (B, P, H*W): one distribution per part.
+            def per_part(maps):
+                maps = ops.transpose(ops.cast(maps, "float32"), (0, 3, 1, 2))
+                return ops.reshape(maps, (-1, maps.shape[1], grid[0] * grid[1]))
+            total = total + self.options["maps"] * normalized_distance(
+                per_part(student["maps"]), per_part(upsample(teacher["maps"], grid)))
+        if self.options["parts"]:
+            channels = s_f.shape[-1]
+            total = total + self.options["parts"] * normalized_distance(
+                ops.reshape(student["vectors"], (-1, student["vectors"].shape[-1] // channels,
+                                                 channels)),
+                ops.reshape(teacher["vectors"], (-1, teacher["vectors"].shape[-1] // channels,
+                                                 channels)))
+        return total
 
 
 def classifier(classes, resolution, name):
@@ -217,36 +333,43 @@ def run(data, seed, args, results):
         print(f"RESULT data={data} seed={seed} model={name!r} "
               + " ".join(f"{k}={v:.4f}" for k, v in scores.items()), flush=True)
 
-    keras.utils.set_random_seed(seed)
-    teacher = classifier(classes, "low", "teacher")
-    seconds = _common.fit_cosine(teacher, x, y, teacher_epochs, args.lr, args.batch_size,
-                                 args.quick)
+    def trained(name, resolution, epochs):
+        """The model trained (or loaded from ``--cache``) and the seconds it took."""
+        path = args.cache and os.path.join(
+            args.cache, f"{data}-seed{seed}-{name}-{epochs}ep-{n_train}.keras")
+        if path and os.path.exists(path):
+            print(f"LOADED {path}", flush=True)
+            return keras.models.load_model(path), float("nan")
+        keras.utils.set_random_seed(seed)
+        model = classifier(classes, resolution, name)
+        seconds = _common.fit_cosine(model, x, y, epochs, args.lr, args.batch_size, args.quick)
+        if path:
+            os.makedirs(args.cache, exist_ok=True)
+            model.save(path)
+        return model, seconds
+
+    teacher, seconds = trained("teacher", "low", teacher_epochs)
     teacher_cost = teacher_epochs / args.hi_cost
     record(f"teacher, low resolution, {teacher_epochs} epochs", teacher, teacher_cost, seconds)
     low_epoch = seconds / teacher_epochs
 
-    keras.utils.set_random_seed(seed)
-    direct = classifier(classes, "high", "direct")
-    seconds = _common.fit_cosine(direct, x, y, direct_epochs, args.lr, args.batch_size,
-                                 args.quick)
-    print(f"MEASURED data={data} seed={seed} high/low epoch time="
-          f"{seconds / direct_epochs / low_epoch:.2f}", flush=True)
-    record(f"direct, high resolution, {direct_epochs} epochs", direct, float(direct_epochs),
-           seconds)
+    if not args.no_direct:
+        direct, seconds = trained("direct", "high", direct_epochs)
+        print(f"MEASURED data={data} seed={seed} high/low epoch time="
+              f"{seconds / direct_epochs / low_epoch:.2f}", flush=True)
+        record(f"direct, high resolution, {direct_epochs} epochs", direct,
+               float(direct_epochs), seconds)
 
-    for start, temperature, alpha, epochs, beta in args.students:
+    for start, temperature, alpha, epochs, options in args.students:
         keras.utils.set_random_seed(seed)
         student = student_of(teacher, start, os.path.join(
             tempfile.mkdtemp(), "teacher_backbone.weights.h5"))
-        distiller = FeatureDistiller(teacher, student, beta, temperature=temperature,
+        distiller = FeatureDistiller(teacher, student, options, temperature=temperature,
                                      alpha=alpha)
-        seconds = _common.fit_cosine(distiller, x, y, epochs, args.student_lr,
-                                     args.batch_size, args.quick)
+        lr = args.student_lr if options["lr"] is None else options["lr"]
+        seconds = _common.fit_cosine(distiller, x, y, epochs, lr, args.batch_size, args.quick)
         cost = teacher_cost + epochs * (1 + 1 / (3 * args.hi_cost))
-        name = f"student from {start}, T={temperature:g}, alpha={alpha:g}, {epochs} epochs"
-        if beta:
-            name += f", attention transfer beta={beta:g}"
-        record(name, student, cost, seconds)
+        record(student_name(start, temperature, alpha, epochs, options), student, cost, seconds)
 
 
 def main(argv=None):

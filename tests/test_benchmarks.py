@@ -352,3 +352,17 @@ def test_study_distill_quick(capsys):
         round(1 / 1.2, 1), 1.0, round(1 / 1.2 + 1 + 1 / 3.6, 1)]
     with pytest.raises(ValueError, match="--students"):
         study.parse_student("teacher:1:0.1")
+    # A plain fifth field is attention transfer; key=value fields the rest.
+    start, t, alpha, epochs, options = study.parse_student("teacher:1:0:2:0.5:lr=3e-3:parts=0.1")
+    assert (start, t, alpha, epochs) == ("teacher", 1.0, 0.0, 2)
+    assert options == {"lr": 3e-3, "at": 0.5, "energy": 0.0, "maps": 0.0, "parts": 0.1}
+    for bad in ("teacher:1:0:2:depth=1", "teacher:1:0:2:0.1:0.2", "teacher:1:0:x"):
+        with pytest.raises(ValueError, match="--students"):
+            study.parse_student(bad)
+    # The feature terms' distance against NumPy: || s/|s| - t/|t| ||^2, mean over the rest.
+    rng = np.random.default_rng(0)
+    s, t = rng.random((3, 2, 5)).astype("float32"), rng.random((3, 2, 5)).astype("float32")
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(
+        float(study.normalized_distance(s, t)),
+        np.mean(np.sum((unit(s) - unit(t)) ** 2, axis=-1)), rtol=1e-5)
