@@ -12,8 +12,8 @@ neighbours included, which is one sparse linear system per image with
 with the unknowns in row-major order (column-major for a wide image) each
 image's matrix is a band as wide as the image's shorter side, factored by
 LAPACK's band Cholesky (``scipy.linalg.solveh_banded``) on one BLAS thread
-when that side is at most ``BANDED_MAX_SIDE`` (96) pixels and the
-optional ``threadpoolctl`` is installed (it holds BLAS to one thread);
+when that side is at most ``BANDED_MAX_SIDE`` (96) pixels and
+``threadpoolctl`` (a dependency) finds SciPy's BLAS to hold it to one thread;
 otherwise ``scipy.sparse.linalg.spsolve`` solves all the images of a
 chunk at once. Both agree to about 1e-14. Then Gaussian noise of
 standard deviation ``noise`` is added to the imputed pixels.
@@ -128,8 +128,9 @@ def _single_thread_blas():
 
     LAPACK's band Cholesky makes many small BLAS calls; on a multi-threaded
     OpenBLAS whose cores are busy (another process, a model's thread pool)
-    they were measured 10-80x slower than on one thread. Without
-    ``threadpoolctl`` (optional) the thread count cannot be limited, and
+    they were measured 10-80x slower than on one thread. Where
+    ``threadpoolctl`` (a dependency) is missing or finds no BLAS library,
+    the thread count cannot be limited, and
     ``_impute_linear`` uses ``scipy.sparse.linalg.spsolve`` instead.
     """
     if not _BLAS_LIMITER:
