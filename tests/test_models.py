@@ -200,3 +200,36 @@ def test_sequential_usage_readme():
     model.add(keras_brnpa.BRNPAAttention(n_parts=3))
     model.add(keras.layers.Dense(10))
     assert model.output_shape == (None, 10)
+
+
+def test_head_options_reach_the_head_layer():
+    x = np.random.default_rng(5).random((2,) + SHAPE).astype("float32")
+
+    def pooled(options):
+        keras.utils.set_random_seed(3)
+        model = models.build_classifier(3, backbone="tiny", head="bcnn", input_shape=SHAPE,
+                                        head_options=options)
+        vectors = keras.Model(model.inputs, model.get_layer("dropout").input)
+        return model, to_numpy(vectors(x))
+
+    model, scaled = pooled({"scale": "auto"})
+    _, unit = pooled(None)
+    assert model.get_layer("head").scale == "auto"
+    # The same weights; "auto" multiplies the unit vectors by sqrt(D).
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(scaled, unit * np.sqrt(unit.shape[1]), rtol=1e-4, atol=1e-6)
+    embedding = models.build_embedding_model(backbone="tiny", head="brnpa", input_shape=SHAPE,
+                                             head_options={"epsilon": 1e-3})
+    assert embedding.get_layer("head").epsilon == 1e-3
+    cases = [
+        ("gap", {"scale": 2.0}, "head='gap'"),
+        ("bcnn", ["scale"], "a dict"),
+        ("bcnn", {"n_parts": 2}, "n_parts"),
+        ("bcnn", {"not_an_option": 1}, "BilinearAttentionPooling"),
+        ("bcnn", {"scale": -1.0}, "argument scale"),
+        ("brnpa", {"seed": 1}, "seed"),
+    ]
+    for head, options, hint in cases:
+        with pytest.raises(ValueError, match=f"argument head_options(?s:.*){hint}"):
+            models.build_classifier(3, backbone="tiny", head=head, input_shape=SHAPE,
+                                    head_options=options)

@@ -26,6 +26,7 @@ def build_classifier(
     selection="norm",
     seed=None,
     name=None,
+    head_options=None,
 ):
     """Build an image classifier that outputs logits.
 
@@ -49,6 +50,12 @@ def build_classifier(
         input_shape: image shape, channels last.
         refine, selection, seed: ``BRNPAAttention`` options.
         name: model name (default ``"<head>_classifier"``).
+        head_options: ``None`` or a dict of further keyword arguments of
+            the head layer (``BRNPAAttention`` or
+            ``BilinearAttentionPooling``), e.g. ``{"scale": "auto"}`` for
+            the B-CNN recipe of docs/how_it_works.md; not the ones this
+            function sets (``n_parts``, ``refine``, ``selection``,
+            ``seed``, ``data_format``, ``name``).
 
     Returns:
         A functional ``keras.Model`` from images to logits.
@@ -60,13 +67,19 @@ def build_classifier(
     ...     5, backbone="tiny", head="brnpa", input_shape=(64, 64, 3))
     >>> model(np.zeros((2, 64, 64, 3), "float32")).shape[-1]
     5
+    >>> bcnn = keras_brnpa.models.build_classifier(
+    ...     5, backbone="tiny", head="bcnn", input_shape=(64, 64, 3),
+    ...     head_options={"scale": "auto"})
+    >>> bcnn.get_layer("head").scale
+    'auto'
     """
     num_classes = check_positive_int("num_classes", num_classes)
     check_choice("head", head, HEADS)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise invalid("dropout", dropout, "a float in [0, 1)")
     inputs, x = images_to_head(
-        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed
+        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed,
+        head_options,
     )
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)

@@ -25,6 +25,7 @@ def build_embedding_model(
     neck=False,
     part_dropout=0.0,
     normalize_parts=False,
+    head_options=None,
 ):
     """Build a model from images to L2-normalised embeddings of their parts.
 
@@ -79,6 +80,8 @@ def build_embedding_model(
             vectors are dropped in training (attention heads only).
         normalize_parts: bool, each part vector divided by its L2 norm
             (attention heads without ``embedding_dim`` only).
+        head_options: ``None`` or a dict of further keyword arguments of
+            the head layer, as for ``build_classifier``.
 
     Returns:
         A functional ``keras.Model`` from images to ``(B, D)`` unit vectors.
@@ -114,7 +117,8 @@ def build_embedding_model(
         raise invalid("normalize_parts", normalize_parts,
                       "False with head='gap' or an embedding_dim (no parts)")
     inputs, x = images_to_head(
-        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed
+        backbone, head, n_parts, resolution, weights, input_shape, refine, selection, seed,
+        head_options,
     )
     if part_dropout:
         channels = x.shape[-1] // n_parts
