@@ -59,6 +59,12 @@ def max_rel_error(value, reference):
 
 @pytest.mark.parametrize("head", ["brnpa", "bcnn"])
 def test_mixed_precision_matches_float32_and_trains(head):
+    # Seeded: the weights must not depend on the tests that ran before. The
+    # BR-NPA logits jump where rounding flips the most active location
+    # between two nearly tied ones (see below): over 12 random seeds on
+    # torch the bfloat16 error was 0.002-0.012 for 11 and 0.039 for one,
+    # and one unseeded draw in a full run gave 0.10.
+    keras.utils.set_random_seed(0)
     x, y = data()
     reference = classifier(head)
     weights = reference.get_weights()
