@@ -189,6 +189,7 @@ def test_normalization_against_numpy():
     # The square root's effect: 9 and 16 become 3 and 4 before the norm.
     np.testing.assert_allclose(out[2, 1] / out[2, 0], 4 / 3, rtol=1e-5)
     assert BilinearAttentionPooling().scale == 1.0  # unit vectors by default
+    assert BilinearAttentionPooling(scale=np.float32(2.5)).scale == 2.5  # NumPy scalars too
     # scale="auto": the same vectors times sqrt(D), D = 4 here, so that
     # the entries' root mean square is 1; zeros stay 0.
     auto = to_numpy(BilinearAttentionPooling(n_parts=2, scale="auto").normalize_vectors(

@@ -1,6 +1,9 @@
 """The B-CNN baseline of the paper: learned bilinear attention pooling."""
 
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_brnpa.layers._part_shapes import PartShapesMixin
@@ -179,13 +182,13 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         ):
             raise invalid("epsilon", epsilon, "a float in (0, 1)")
         self.epsilon = float(epsilon)
-        if scale != "auto" and (
-            isinstance(scale, bool)
-            or not isinstance(scale, (int, float))
+        if not (isinstance(scale, str) and scale == "auto") and (
+            isinstance(scale, (bool, np.bool_))
+            or not isinstance(scale, numbers.Real)
             or not 0 < scale < float("inf")
         ):
             raise invalid("scale", scale, "'auto' or a finite float > 0")
-        self.scale = scale if scale == "auto" else float(scale)
+        self.scale = scale if isinstance(scale, str) else float(scale)
 
     def build(self, input_shape):
         _, _, c = self._check_shape(input_shape)
