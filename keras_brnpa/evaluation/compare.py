@@ -134,7 +134,7 @@ def _check_metric_options(metric_options, chosen):
     return {"road": {
         "fractions": road_metric._check_fractions(
             road.get("fractions", road_metric.FRACTIONS)).tolist(),
-        "noise": road_metric._check_noise(road.get("noise", 0.01)),
+        "noise": road_metric._check_noise(road.get("noise", road_metric.NOISE)),
     }}
 
 

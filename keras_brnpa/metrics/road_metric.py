@@ -49,6 +49,7 @@ Efficient Evaluation Strategy for Attribution Methods", ICML 2022
 """
 
 import contextlib
+import functools
 import numbers
 
 import numpy as np
@@ -82,6 +83,9 @@ NEIGHBOURS = (
 
 #: The fractions of removed pixels of the ROAD paper.
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+#: The imputation noise's standard deviation of the ROAD paper.
+NOISE = 0.01
 
 ORDERS = ("morf", "lerf")
 
@@ -117,11 +121,11 @@ def _noise_field(shape, noise, seed, index=None):
 #: at 128 px they tie, at 224 px the band is 1.3-2.3x slower.
 BANDED_MAX_SIDE = 96
 
-_BLAS_LIMITER = []
 
-
+@functools.cache
 def _single_thread_blas():
-    """SciPy's BLAS as a ``threadpoolctl`` selection, or ``None`` without it.
+    """SciPy's BLAS as a ``threadpoolctl`` selection, or ``None`` without it
+    (found once per process: the scan of the loaded libraries takes ~20 ms).
 
     ``selection.limit(limits=1)`` runs BLAS/LAPACK on one thread until the
     ``with`` block ends.
@@ -133,16 +137,13 @@ def _single_thread_blas():
     the thread count cannot be limited, and
     ``_impute_linear`` uses ``scipy.sparse.linalg.spsolve`` instead.
     """
-    if not _BLAS_LIMITER:
-        try:
-            import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before the scan)
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _BLAS_LIMITER.append(None)
-        else:
-            blas = ThreadpoolController().select(user_api="blas")
-            _BLAS_LIMITER.append(blas if blas.lib_controllers else None)
-    return _BLAS_LIMITER[0]
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS before the scan)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    blas = ThreadpoolController().select(user_api="blas")
+    return blas if blas.lib_controllers else None
 
 
 def _linear_system(images, removed):
@@ -314,7 +315,7 @@ def _impute(images, removed, noise_fields):
     return out.astype(images.dtype)
 
 
-def noisy_linear_impute(images, mask, noise=0.01, seed=0):
+def noisy_linear_impute(images, mask, noise=NOISE, seed=0):
     """Fill removed pixels by noisy linear imputation (ROAD's imputation).
 
     Each removed pixel becomes the weighted mean of its 8 neighbours
@@ -379,7 +380,7 @@ def road(
     saliency,
     order="morf",
     fractions=FRACTIONS,
-    noise=0.01,
+    noise=NOISE,
     seed=0,
     return_curves=False,
     class_index=None,
