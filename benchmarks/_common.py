@@ -194,19 +194,33 @@ def classifier(backbone, size, num_classes=10, head="brnpa", resolution="low",
     )
 
 
-def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False):
+def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False, warmup_epochs=0.0,
+               clipnorm=None):
     """Train a classifier of logits as the study scripts do; the seconds ``fit`` took.
 
     Adam with a cosine decay of the learning rate from ``lr`` to 0 over the
     run (``keras_brnpa.distillation.recipe_optimizer``), sparse categorical
     cross-entropy on logits, accuracy; ``eager``: ``run_eagerly`` (a
-    ``--quick`` step, where tracing would cost more).
+    ``--quick`` step, where tracing would cost more). ``warmup_epochs``: a
+    linear warm-up from 0 to ``lr`` first (the decay then takes the
+    remaining steps); ``clipnorm``: Adam's gradient clipping.
     """
     import keras_brnpa
 
-    steps = epochs * int(np.ceil(len(x) / batch_size))
+    per_epoch = int(np.ceil(len(x) / batch_size))
+    steps = epochs * per_epoch
+    warmup_steps = min(int(round(warmup_epochs * per_epoch)), steps - 1)
+    if warmup_steps or clipnorm is not None:
+        if warmup_steps:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                0.0, steps - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps)
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(lr, steps)
+        optimizer = keras.optimizers.Adam(schedule, clipnorm=clipnorm)
+    else:
+        optimizer = keras_brnpa.distillation.recipe_optimizer(steps, lr)
     model.compile(
-        optimizer=keras_brnpa.distillation.recipe_optimizer(steps, lr),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         run_eagerly=eager,

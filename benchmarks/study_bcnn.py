@@ -158,23 +158,8 @@ def train_and_test(name, lr, seed, data, args, classes):
     keras_brnpa.models.set_batch_norm_momentum(model)
     clipnorm = args.bcnn_clipnorm if name != "gap" else None
     warmup = args.bcnn_warmup if name != "gap" else 0.0
-    if clipnorm is None and not warmup:
-        _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size, eager=args.quick)
-    else:
-        # fit_cosine's Adam and cosine decay, with gradient clipping or a
-        # linear warm-up (the decay then takes the remaining steps).
-        per_epoch = int(np.ceil(len(x) / args.batch_size))
-        steps = args.epochs * per_epoch
-        warmup_steps = min(int(round(warmup * per_epoch)), steps - 1)
-        if warmup_steps:
-            schedule = keras.optimizers.schedules.CosineDecay(
-                0.0, steps - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps)
-        else:
-            schedule = keras.optimizers.schedules.CosineDecay(lr, steps)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], run_eagerly=args.quick)
-        model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0)
+    _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size, eager=args.quick,
+                       warmup_epochs=warmup, clipnorm=clipnorm)
     history = getattr(getattr(model, "history", None), "history", {}) or {}
     losses = history.get("loss", [])
     if losses:
