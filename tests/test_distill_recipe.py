@@ -40,6 +40,14 @@ def test_recipe_optimizer_decays_to_zero():
         keras_brnpa.distillation.recipe_optimizer(0)
     with pytest.raises(ValueError, match="learning_rate"):
         keras_brnpa.distillation.recipe_optimizer(5, learning_rate=-1.0)
+    # Any real number, NumPy scalars too (e.g. read from an array of a
+    # search); not a bool, NaN or infinity.
+    for value in (np.float32(2e-3), np.float64(2e-3), np.int64(2)):
+        start = keras_brnpa.distillation.recipe_optimizer(4, learning_rate=value)._learning_rate(0)
+        assert float(start) == pytest.approx(float(value))
+    for value in (True, np.bool_(True), float("nan"), float("inf"), "1e-3"):
+        with pytest.raises(ValueError, match="learning_rate"):
+            keras_brnpa.distillation.recipe_optimizer(5, learning_rate=value)
 
 
 def _teacher():

@@ -1,8 +1,10 @@
 """The paper's recipe: a low-resolution teacher trains its high-resolution twin."""
 
+import numbers
 import os
 
 import keras
+import numpy as np
 
 from keras_brnpa.distillation.distiller import Distiller
 from keras_brnpa._checks import check_choice
@@ -73,8 +75,9 @@ def recipe_optimizer(decay_steps, learning_rate=None):
 
     Args:
         decay_steps: int >= 1.
-        learning_rate: optional float > 0, the initial learning rate
-            (default ``RECIPE_DEFAULTS["learning_rate"]``).
+        learning_rate: optional finite real number > 0 (a Python or NumPy
+            scalar), the initial learning rate (default
+            ``RECIPE_DEFAULTS["learning_rate"]``).
 
     Returns:
         A ``keras.optimizers.Adam``.
@@ -89,8 +92,12 @@ def recipe_optimizer(decay_steps, learning_rate=None):
     decay_steps = check_positive_int("decay_steps", decay_steps)
     if learning_rate is None:
         learning_rate = RECIPE_DEFAULTS["learning_rate"]
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-        raise invalid("learning_rate", learning_rate, "a float > 0")
+    if (
+        isinstance(learning_rate, (bool, np.bool_))
+        or not isinstance(learning_rate, numbers.Real)
+        or not 0 < learning_rate < float("inf")
+    ):
+        raise invalid("learning_rate", learning_rate, "a finite float > 0")
     schedule = keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps)
     return keras.optimizers.Adam(schedule)
 
