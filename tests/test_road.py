@@ -45,12 +45,21 @@ def test_every_removed_pixel_is_the_mean_of_its_neighbours():
                                        atol=1e-10)
 
 
-def test_band_cholesky_and_sparse_lu_give_the_same_imputation():
-    """Both solvers of _impute_linear (tall, wide and a no-removal image)."""
+@pytest.mark.parametrize("lapack", ["ctypes", "solveh_banded"])
+def test_band_cholesky_and_sparse_lu_give_the_same_imputation(lapack, monkeypatch):
+    """Both solvers of _impute_linear (tall, wide and a no-removal image).
+
+    The band path calls LAPACK's dpbsv through ctypes on a thread per core
+    (``lapack="ctypes"``) or, without that function, solveh_banded.
+    """
     from keras_brnpa.metrics import road_metric
 
+    if lapack == "ctypes":
+        assert road_metric._lapack_pbsv() is not None  # SciPy exports dpbsv
+    else:
+        monkeypatch.setattr(road_metric, "_lapack_pbsv", lambda: None)
     rng = np.random.default_rng(2)
-    for shape in [(3, 7, 5, 2), (3, 5, 9, 1)]:
+    for shape in [(3, 7, 5, 2), (3, 5, 9, 1), (6, 12, 10, 3)]:
         images = rng.random(shape)
         removed = rng.random(shape[:3]) < 0.6
         removed[:, 0, 0] = False

@@ -11,8 +11,11 @@ neighbours included, which is one sparse linear system per image with
 ``C`` right-hand sides (symmetric positive definite), solved exactly:
 with the unknowns in row-major order (column-major for a wide image) each
 image's matrix is a band as wide as the image's shorter side, factored by
-LAPACK's band Cholesky (``scipy.linalg.solveh_banded``) on one BLAS thread
-when that side is at most ``BANDED_MAX_SIDE`` (96) pixels and
+LAPACK's band Cholesky (``dpbsv`` from ``scipy.linalg.cython_lapack``,
+called through ``ctypes`` so that it releases the GIL: the images are
+solved on one thread per usable core, each on one BLAS thread;
+``scipy.linalg.solveh_banded``, one image after another, where SciPy does
+not export it) when that side is at most ``BANDED_MAX_SIDE`` (96) pixels and
 ``threadpoolctl`` (a dependency) finds SciPy's BLAS to hold it to one thread;
 otherwise ``scipy.sparse.linalg.spsolve`` solves all the images of a
 chunk at once. Both agree to about 1e-14. Then Gaussian noise of
@@ -48,9 +51,11 @@ Efficient Evaluation Strategy for Attribution Methods", ICML 2022
 (tleemann/road_evaluation).
 """
 
+import concurrent.futures
 import contextlib
 import functools
 import numbers
+import os
 
 import numpy as np
 
@@ -203,13 +208,86 @@ def _solve_sparse(diagonal, rhs, couplings):
     return np.asarray(scipy.sparse.linalg.spsolve(matrix, rhs)).reshape(rhs.shape)
 
 
+@functools.cache
+def _lapack_pbsv():
+    """LAPACK's ``dpbsv`` as a ``ctypes`` function, or ``None``.
+
+    Taken from ``scipy.linalg.cython_lapack`` (SciPy's public Cython
+    interface to its own LAPACK, the route Numba uses too): a ``ctypes``
+    call releases the GIL, so that threads solve several images' systems
+    at once (``scipy.linalg.solveh_banded`` holds the GIL). ``None`` where
+    SciPy does not export it; ``_solve_banded`` then falls back to
+    ``solveh_banded``, one image after another.
+    """
+    try:
+        import ctypes
+
+        from scipy.linalg import cython_lapack
+
+        capsule = cython_lapack.__pyx_capi__["dpbsv"]
+        name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(
+            ("PyCapsule_GetName", ctypes.pythonapi)
+        )(capsule)
+        address = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi)
+        )(capsule, name)
+    except Exception:  # noqa: BLE001 (any failure: use the GIL-holding path)
+        return None
+    if not address:
+        return None
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 9)(address)
+
+
+def _band_solve(pbsv, band, rhs):
+    """Solve one band system in place with LAPACK ``dpbsv`` (``ctypes``).
+
+    ``band``: C-contiguous float64 ``(n, kd + 1)``, which is LAPACK's upper
+    band storage ``(kd + 1, n)`` in Fortran order; ``rhs``: C-contiguous
+    float64 ``(nrhs, n)`` (Fortran ``(n, nrhs)``), overwritten by the
+    solution.
+    """
+    import ctypes
+
+    n, width = band.shape
+    sizes = (ctypes.c_int * 5)(n, width - 1, rhs.shape[0], width, n)
+    info = ctypes.c_int(0)
+    pointer = ctypes.addressof(sizes)
+    step = ctypes.sizeof(ctypes.c_int)
+    pbsv(
+        b"U",
+        pointer,  # n
+        pointer + step,  # kd
+        pointer + 2 * step,  # nrhs
+        band.ctypes.data,
+        pointer + 3 * step,  # ldab
+        rhs.ctypes.data,
+        pointer + 4 * step,  # ldb
+        ctypes.addressof(info),
+    )
+    if info.value != 0:  # the systems are positive definite: not expected
+        raise RuntimeError(f"LAPACK dpbsv failed (info={info.value}) in ROAD's imputation")
+
+
+def _workers(jobs):
+    """Threads for ``jobs`` independent solves: at most the usable cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(jobs, cores))
+
+
 def _solve_banded(diagonal, rhs, couplings, image_index, count):
     """The system by a band Cholesky per image (LAPACK ``pbsv``).
 
     Unknowns in row-major order couple only within ``width + 1`` of each
     other: each image's matrix (symmetric positive definite, diagonally
     dominant) is a band of half-width ``kd`` (its farthest coupling), stored
-    in LAPACK's upper form ``ab[kd + i - j, j] = A[i, j]``.
+    in LAPACK's upper form ``ab[kd + i - j, j] = A[i, j]`` in Fortran order
+    (C order ``(n, kd + 1)``). The images are solved by ``dpbsv`` through
+    ``ctypes`` on as many threads as there are usable cores (the call
+    releases the GIL; one BLAS thread each), largest systems first; without
+    that function, by ``scipy.linalg.solveh_banded`` one after another.
     """
     import scipy.linalg
 
@@ -219,25 +297,38 @@ def _solve_banded(diagonal, rhs, couplings, image_index, count):
     owner = image_index[rows]
     kd = np.zeros(count, np.int64)
     np.maximum.at(kd, owner, distance)
-    # Every image's band in one buffer: image k's (kd_k + 1, n_k) at offset[k].
+    # Every image's band in one buffer: image k's (n_k, kd_k + 1) at offset[k].
     sizes = np.diff(starts)
     offset = np.concatenate([[0], np.cumsum((kd + 1) * sizes)])
     bands = np.zeros(offset[-1])
-    position = np.repeat(offset[:-1] + kd * sizes, sizes) + (
-        np.arange(len(diagonal)) - np.repeat(starts[:-1], sizes)
-    )
-    bands[position] = diagonal
+    local = np.arange(len(diagonal)) - np.repeat(starts[:-1], sizes)
+    bands[np.repeat(offset[:-1] + kd, sizes) + local * np.repeat(kd + 1, sizes)] = diagonal
     bands[
-        offset[owner]
-        + (kd[owner] - distance) * sizes[owner]
-        + (cols - starts[owner])
+        offset[owner] + (cols - starts[owner]) * (kd[owner] + 1) + kd[owner] - distance
     ] = -weights
     solution = np.empty_like(rhs)
-    for k in np.flatnonzero(sizes):
-        ab = bands[offset[k] : offset[k + 1]].reshape(kd[k] + 1, sizes[k])
-        solution[starts[k] : starts[k + 1]] = scipy.linalg.solveh_banded(
-            ab, rhs[starts[k] : starts[k + 1]], overwrite_ab=True, check_finite=False
-        )
+    pbsv = _lapack_pbsv()
+
+    def solve(k):
+        band = bands[offset[k] : offset[k + 1]].reshape(sizes[k], kd[k] + 1)
+        if pbsv is None:
+            solution[starts[k] : starts[k + 1]] = scipy.linalg.solveh_banded(
+                band.T, rhs[starts[k] : starts[k + 1]], overwrite_ab=True, check_finite=False
+            )
+            return
+        values = np.ascontiguousarray(rhs[starts[k] : starts[k + 1]].T)
+        _band_solve(pbsv, band, values)
+        solution[starts[k] : starts[k + 1]] = values.T
+
+    # Largest first (cost about n * kd**2), so that the threads end together.
+    jobs = sorted(np.flatnonzero(sizes), key=lambda k: -sizes[k] * (kd[k] + 1) ** 2)
+    workers = 1 if pbsv is None else _workers(len(jobs))
+    if workers == 1:
+        for k in jobs:
+            solve(k)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(solve, jobs))  # re-raises a worker's error
     return solution
 
 
