@@ -18,9 +18,11 @@ against a plain loop (per image and fraction: ``noisy_linear_impute``, then
 one eager forward pass), both with ``noise=0`` so that they give the same
 numbers (the noise costs one addition); its limit is the forward passes
 alone, so batched / limit (target <= 1.25x) also counts the imputation's
-sparse solves; a line after the table splits the batched call into the
-time spent in the imputation (``road_metric._impute_linear``, timed in a
-second call) and the rest, the model calls included, over the limit.
+sparse solves; a line after the table splits the batched calls into the
+time spent in the imputation (``road_metric._impute_linear``, timed inside
+the same calls) and the rest, the model calls included, over the limit.
+Batched and limit times are medians of ``--repeats`` calls (default 5);
+the loop is timed once.
 Both sides are warmed up first (one call each), and run side by side in the
 same process, so that a shared machine's load affects both alike.
 
@@ -47,7 +49,7 @@ import numpy as np
 import keras_brnpa
 from keras_brnpa.metrics import faithfulness
 
-QUICK = dict(backbone="conv", size=32, images=2, cells=4, steps=4, batch_size=16)
+QUICK = dict(backbone="conv", size=32, images=2, cells=4, steps=4, batch_size=16, repeats=1)
 
 
 def parse_args(argv=None):
@@ -67,6 +69,12 @@ def parse_args(argv=None):
         "--compiled-loop",
         action="store_true",
         help="also time the loop with a compiled batch-1 predict function",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="batched and limit timings: the median of this many calls",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -119,8 +127,10 @@ def road_loop(model, images, saliency, fractions, noise, order="morf"):
     return scores.mean(axis=1)
 
 
-def _imputation_seconds(model, images, saliency, batch_size, common):
-    """Seconds spent in ROAD's linear imputation during one batched ``road`` call."""
+def _road_split(model, images, saliency, batch_size, common, repeats):
+    """Median seconds of ``repeats`` batched ``road`` calls, of the imputation
+    (``road_metric._impute_linear``) inside them, and of the rest (each
+    call's total less its imputation); plus the scores."""
     import time
 
     from keras_brnpa.metrics import road_metric
@@ -134,21 +144,43 @@ def _imputation_seconds(model, images, saliency, batch_size, common):
         finally:
             spent[0] += time.perf_counter() - start
 
+    totals, imputations = [], []
     road_metric._impute_linear = timed_impute
     try:
-        keras_brnpa.metrics.road(model, images, saliency, batch_size=batch_size, **common)
+        for _ in range(repeats):
+            spent[0] = 0.0
+            seconds, scores = timed(
+                keras_brnpa.metrics.road, model, images, saliency, batch_size=batch_size, **common
+            )
+            totals.append(seconds)
+            imputations.append(spent[0])
     finally:
         road_metric._impute_linear = original
-    return spent[0]
+    totals, imputations = np.array(totals), np.array(imputations)
+    return (
+        float(np.median(totals)),
+        float(np.median(imputations)),
+        float(np.median(totals - imputations)),
+        scores,
+    )
 
 
-def _limit(model, sizes, shape):
-    """Time of the compiled forward passes alone, batch sizes ``sizes``."""
+def _median_time(repeats, fn, *args, **kwargs):
+    """``(median seconds, result)`` of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        seconds, result = timed(fn, *args, **kwargs)
+        times.append(seconds)
+    return float(np.median(times)), result
+
+
+def _limit(model, sizes, shape, repeats=1):
+    """Median time of the compiled forward passes alone, batch sizes ``sizes``."""
     rng = np.random.default_rng(1)
     inputs = [rng.normal(size=(n,) + tuple(shape)).astype("float32") for n in sizes]
     for x in inputs:  # every shape compiled before timing
         model.predict_on_batch(x)
-    seconds, _ = timed(lambda: [model.predict_on_batch(x) for x in inputs])
+    seconds, _ = _median_time(repeats, lambda: [model.predict_on_batch(x) for x in inputs])
     return seconds
 
 
@@ -196,14 +228,18 @@ def main(argv=None):
     worst = 0.0
     for name, batched, loop, common in methods:
         sizes = _batch_sizes(model, batched, images, saliency, args.batch_size, common)
-        t_limit = _limit(model, sizes, images.shape[1:])
-        t_batched, auc_batched = timed(
-            batched, model, images, saliency, batch_size=args.batch_size, **common
-        )
-        t_loop, auc_loop = timed(loop, model, images, saliency, **common)
+        t_limit = _limit(model, sizes, images.shape[1:], args.repeats)
         if name == "road":
-            t_impute = _imputation_seconds(model, images, saliency, args.batch_size, common)
-            road_split = (t_impute, t_batched - t_impute, t_limit)
+            t_batched, t_impute, rest, auc_batched = _road_split(
+                model, images, saliency, args.batch_size, common, args.repeats
+            )
+            road_split = (t_impute, rest, t_limit)
+        else:
+            t_batched, auc_batched = _median_time(
+                args.repeats, batched, model, images, saliency, batch_size=args.batch_size,
+                **common
+            )
+        t_loop, auc_loop = timed(loop, model, images, saliency, **common)
         diff = float(np.max(np.abs(auc_batched - auc_loop)))
         worst = max(worst, diff)
         print(
@@ -223,8 +259,9 @@ def main(argv=None):
     print()
     t_impute, rest, t_limit = road_split
     print(
-        f"road, batched, split: imputation (the sparse solves, `_impute_linear`) {t_impute:.4g} s; "
-        f"everything else, model calls included, {rest:.4g} s = {rest / t_limit:.2f}x the limit"
+        f"road, batched, split (medians over the same {args.repeats} calls): imputation "
+        f"(the sparse solves, `_impute_linear`) {t_impute:.4g} s; everything else, model "
+        f"calls included, {rest:.4g} s = {rest / t_limit:.2f}x the limit"
     )
     print()
     print(f"largest difference: {worst:.2e} ({'OK' if worst < 1e-5 else 'MISMATCH'}, tolerance 1e-5)")
