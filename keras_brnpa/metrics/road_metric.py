@@ -293,32 +293,32 @@ def _solve_banded(diagonal, rhs, couplings, image_index, count):
 
     rows, cols, weights = couplings
     starts = np.searchsorted(image_index, np.arange(count + 1))
-    distance = cols - rows
-    owner = image_index[rows]
-    kd = np.zeros(count, np.int64)
-    np.maximum.at(kd, owner, distance)
-    # Every image's band in one buffer: image k's (n_k, kd_k + 1) at offset[k].
     sizes = np.diff(starts)
-    offset = np.concatenate([[0], np.cumsum((kd + 1) * sizes)])
-    bands = np.zeros(offset[-1])
-    local = np.arange(len(diagonal)) - np.repeat(starts[:-1], sizes)
-    bands[np.repeat(offset[:-1] + kd, sizes) + local * np.repeat(kd + 1, sizes)] = diagonal
-    bands[
-        offset[owner] + (cols - starts[owner]) * (kd[owner] + 1) + kd[owner] - distance
-    ] = -weights
+    # The couplings grouped by image (row order; a stable sort of a few runs).
+    by_row = np.argsort(rows, kind="stable")
+    rows, cols, weights = rows[by_row], cols[by_row], weights[by_row]
+    distance = cols - rows
+    bounds = np.searchsorted(rows, starts)
+    kd = np.zeros(count, np.int64)
+    np.maximum.at(kd, image_index[rows], distance)
     solution = np.empty_like(rhs)
     pbsv = _lapack_pbsv()
 
     def solve(k):
-        band = bands[offset[k] : offset[k + 1]].reshape(sizes[k], kd[k] + 1)
+        # Image k's band, (n_k, kd_k + 1) in C order, built in its own thread.
+        first, last = starts[k], starts[k + 1]
+        band = np.zeros((sizes[k], kd[k] + 1))
+        band[:, kd[k]] = diagonal[first:last]
+        pairs = slice(bounds[k], bounds[k + 1])
+        band[cols[pairs] - first, kd[k] - distance[pairs]] = -weights[pairs]
         if pbsv is None:
-            solution[starts[k] : starts[k + 1]] = scipy.linalg.solveh_banded(
-                band.T, rhs[starts[k] : starts[k + 1]], overwrite_ab=True, check_finite=False
+            solution[first:last] = scipy.linalg.solveh_banded(
+                band.T, rhs[first:last], overwrite_ab=True, check_finite=False
             )
             return
-        values = np.ascontiguousarray(rhs[starts[k] : starts[k + 1]].T)
+        values = np.ascontiguousarray(rhs[first:last].T)
         _band_solve(pbsv, band, values)
-        solution[starts[k] : starts[k + 1]] = values.T
+        solution[first:last] = values.T
 
     # Largest first (cost about n * kd**2), so that the threads end together.
     jobs = sorted(np.flatnonzero(sizes), key=lambda k: -sizes[k] * (kd[k] + 1) ** 2)
