@@ -195,7 +195,7 @@ def classifier(backbone, size, num_classes=10, head="brnpa", resolution="low",
 
 
 def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False, warmup_epochs=0.0,
-               clipnorm=None):
+               clipnorm=None, validation_data=None):
     """Train a classifier of logits as the study scripts do; the seconds ``fit`` took.
 
     Adam with a cosine decay of the learning rate from ``lr`` to 0 over the
@@ -203,7 +203,10 @@ def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False, warmup_epochs=0
     cross-entropy on logits, accuracy; ``eager``: ``run_eagerly`` (a
     ``--quick`` step, where tracing would cost more). ``warmup_epochs``: a
     linear warm-up from 0 to ``lr`` first (the decay then takes the
-    remaining steps); ``clipnorm``: Adam's gradient clipping.
+    remaining steps); ``clipnorm``: Adam's gradient clipping;
+    ``validation_data``: ``(images, labels)`` scored after every epoch
+    (``val_loss`` / ``val_accuracy`` in ``model.history``; inference only,
+    the training is the same).
     """
     import keras_brnpa
 
@@ -226,7 +229,8 @@ def fit_cosine(model, x, y, epochs, lr, batch_size, eager=False, warmup_epochs=0
         run_eagerly=eager,
     )
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
+              validation_data=validation_data)
     return time.perf_counter() - start
 
 

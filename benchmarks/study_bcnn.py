@@ -8,8 +8,9 @@ vectors, on the same small backbone from scratch (three convolutions,
 16x16 maps; ``--backbone tiny`` for the tiny ResNet), for each seed, and prints
 the test accuracies as a Markdown table (the one in docs/how_it_works.md).
 The ``--bcnn-*`` flags change the B-CNN only (its layer's ``scale`` and
-``epsilon``, a batch normalisation of the pooled vectors, its learning
-rate, warm-up and gradient clipping); the CNN keeps ``--lr``.
+``epsilon``, a batch normalisation of or dropout on the pooled vectors,
+its learning rate, warm-up and gradient clipping); the CNN keeps ``--lr``.
+``--curve`` also prints the test accuracy after every epoch.
 Not a timing: run it through the machine's job queue like any training.
 
 Usage::
@@ -81,6 +82,12 @@ def parse_args(argv=None):
     parser.add_argument("--bcnn-warmup", type=float, default=0.0,
                         help="epochs of linear warm-up from 0 to the peak learning rate before "
                         "the cosine decay (B-CNN models only)")
+    parser.add_argument("--bcnn-dropout", type=float, default=0.0,
+                        help="dropout rate on the pooled vectors, before the classifier "
+                        "(build_classifier(dropout=...); B-CNN models only)")
+    parser.add_argument("--curve", action="store_true",
+                        help="also score the test images after every epoch and print the "
+                        "test accuracy per epoch (the training curve)")
     parser.add_argument("--quick", action="store_true", help="a tiny run to check that it works")
     args = parser.parse_args(argv)
     if args.quick:
@@ -113,6 +120,8 @@ def label(name, args):
         extra.append("BatchNormalization on the pooled vectors")
     if args.bcnn_clipnorm is not None:
         extra.append(f"clipnorm {args.bcnn_clipnorm:g}")
+    if args.bcnn_dropout:
+        extra.append(f"dropout {args.bcnn_dropout:g}")
     if args.bcnn_warmup:
         extra.append(f"{args.bcnn_warmup:g} epochs of warm-up")
     return LABELS[name] + "".join(", " + item for item in extra)
@@ -148,6 +157,14 @@ def build(name, num_classes, size, resolution, backbone, args=None):
         x = keras.layers.Dropout(0.0, name="dropout")(vectors)
         logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
         model = keras.Model(inputs, logits, name=name.replace("-", "_"))
+    if head == "bcnn" and args is not None and args.bcnn_dropout:
+        # A Dropout with a positive rate makes a seed generator; made after
+        # the weights (the built model's Dropout(0.0) replaced), the weights
+        # start as without dropout (build_classifier(dropout=...) would
+        # change them).
+        vectors = model.get_layer("dropout").input
+        x = keras.layers.Dropout(args.bcnn_dropout, seed=0, name="dropout")(vectors)
+        model = keras.Model(model.inputs, model.get_layer("logits")(x), name=model.name)
     return model
 
 
@@ -159,12 +176,14 @@ def train_and_test(name, lr, seed, data, args, classes):
     clipnorm = args.bcnn_clipnorm if name != "gap" else None
     warmup = args.bcnn_warmup if name != "gap" else 0.0
     _common.fit_cosine(model, x, y, args.epochs, lr, args.batch_size, eager=args.quick,
-                       warmup_epochs=warmup, clipnorm=clipnorm)
+                       warmup_epochs=warmup, clipnorm=clipnorm,
+                       validation_data=(tx, ty) if args.curve else None)
     history = getattr(getattr(model, "history", None), "history", {}) or {}
-    losses = history.get("loss", [])
-    if losses:
-        print(f"  train loss per epoch ({name}, seed {seed}): "
-              + " ".join(f"{v:.3f}" for v in losses), flush=True)
+    for key, what in (("loss", "train loss"), ("accuracy", "train accuracy"),
+                      ("val_accuracy", "test accuracy")):
+        if history.get(key):
+            print(f"  {what} per epoch ({name}, seed {seed}): "
+                  + " ".join(f"{v:.3f}" for v in history[key]), flush=True)
     logits = model.predict(tx, batch_size=100, verbose=0)
     if not np.all(np.isfinite(logits)):
         print(f"  non-finite logits ({name}, seed {seed}): training diverged", flush=True)

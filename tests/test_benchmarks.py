@@ -366,3 +366,27 @@ def test_study_distill_quick(capsys):
     np.testing.assert_allclose(
         float(study.normalized_distance(s, t)),
         np.mean(np.sum((unit(s) - unit(t)) ** 2, axis=-1)), rtol=1e-5)
+
+
+def test_study_bcnn_quick_curve_and_dropout(capsys):
+    # In-process, one eager epoch of the B-CNN with the curve and dropout.
+    study = import_benchmark("study_bcnn")
+    study.main(["--quick", "--curve", "--models", "bcnn", "--bcnn-scale", "auto",
+                "--bcnn-dropout", "0.5"])
+    out = capsys.readouterr().out
+    curve = re.search(r"test accuracy per epoch \(bcnn, seed 0\): ([\d. ]+)", out).group(1)
+    final = re.search(r"RESULT model=bcnn lr=0.003 seed=0 accuracy=([\d.]+)", out).group(1)
+    # The last epoch's score of the test images is the accuracy the study reports.
+    assert len(curve.split()) == 1 and abs(float(curve) - float(final)) < 1e-3
+    assert "dropout 0.5" in table(out, "| model")[0][0]
+    # --bcnn-dropout leaves the initial weights as without it.
+    weights = []
+    for rate in ("0", "0.5"):
+        args = study.parse_args(["--quick", "--bcnn-dropout", rate])
+        keras.utils.set_random_seed(3)
+        model = study.build("bcnn", 4, 32, "low", "conv", args)
+        assert model.get_layer("dropout").rate == float(rate)
+        weights.append([keras.ops.convert_to_numpy(w) for w in model.weights])
+    assert len(weights[0]) == len(weights[1])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
