@@ -18,6 +18,7 @@ Usage::
     KERAS_BACKEND=tensorflow python benchmarks/study_bcnn.py
     python benchmarks/study_bcnn.py --models gap bcnn --bcnn-lr 1e-2
     python benchmarks/study_bcnn.py --quick          # seconds: checks it runs
+    python benchmarks/study_bcnn.py --seeds 2 --curve  # accuracies after every epoch
 
 The setting that keeps up with the CNN on ``synthetic_clutter`` (issue 23,
 docs/how_it_works.md): the normalised vectors scaled by ``sqrt(n_parts *
@@ -26,6 +27,9 @@ C)`` and one epoch of warm-up::
     KERAS_BACKEND=tensorflow python benchmarks/study_bcnn.py --backbone tiny \
         --resolution high --train-images 10000 --epochs 6 --models gap bcnn \
         --bcnn-scale auto --bcnn-warmup 1
+
+It holds on seeds 0, 1 and 3 but not on seed 2 (0.782 against 0.842),
+and no setting measured holds on all four (docs/how_it_works.md).
 """
 
 import argparse
