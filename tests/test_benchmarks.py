@@ -359,6 +359,12 @@ def test_study_distill_quick(capsys):
     for bad in ("teacher:1:0:2:depth=1", "teacher:1:0:2:0.1:0.2", "teacher:1:0:x"):
         with pytest.raises(ValueError, match="--students"):
             study.parse_student(bad)
+    # --pretrain DATA:RESOLUTION:EPOCHS (a stand-in for a pretrained backbone).
+    assert study.parse_args(["--pretrain", "clutter:high:4"]).pretrain == ("clutter", "high", 4)
+    for bad in ("clutter:high", "imagenet:low:1", "clutter:mid:1", "clutter:low:0"):
+        with pytest.raises(SystemExit):
+            study.parse_args(["--pretrain", bad])
+    assert capsys.readouterr().err.count("--pretrain: expected DATA:RESOLUTION:EPOCHS") == 4
     # The feature terms' distance against NumPy: || s/|s| - t/|t| ||^2, mean over the rest.
     rng = np.random.default_rng(0)
     s, t = rng.random((3, 2, 5)).astype("float32"), rng.random((3, 2, 5)).astype("float32")

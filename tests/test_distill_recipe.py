@@ -10,14 +10,21 @@ import pytest
 
 import keras_brnpa
 from keras_brnpa import cli
+from keras_brnpa.cli import demo as demo_command
 from keras_brnpa.distillation import PAPER_DEFAULTS
 from keras_brnpa.distillation import RECIPE_DEFAULTS
 
 
 def test_recipe_and_paper_values():
-    # docs/distillation.md, "Which recipe": T = 1, alpha = 0.1, Adam + cosine from 1e-3.
+    # docs/distillation.md, "Which recipe" and "Third study": T = 1, alpha = 0.1,
+    # Adam + cosine from 3e-3.
     assert RECIPE_DEFAULTS["temperature"] == 1.0 and RECIPE_DEFAULTS["alpha"] == 0.1
-    assert RECIPE_DEFAULTS["optimizer"] == "adam" and RECIPE_DEFAULTS["learning_rate"] == 1e-3
+    assert RECIPE_DEFAULTS["optimizer"] == "adam" and RECIPE_DEFAULTS["learning_rate"] == 3e-3
+    # brnpa demo distills with the same values (its settings are literals:
+    # the CLI's module imports no backend).
+    for settings in demo_command.SETTINGS.values():
+        assert (settings["distill_learning_rate"], settings["temperature"],
+                settings["alpha"]) == (3e-3, 1.0, 0.1)
     # The paper's values stay available.
     assert (PAPER_DEFAULTS["optimizer"], PAPER_DEFAULTS["learning_rate"],
             PAPER_DEFAULTS["momentum"]) == ("SGD", 1e-3, 0.9)
@@ -34,8 +41,8 @@ def test_recipe_optimizer_decays_to_zero():
     assert isinstance(opt, keras.optimizers.Adam)
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     values = [float(schedule(step)) for step in (0, 5, 10)]
-    # Cosine from 1e-3: 1e-3 * (1 + cos(pi * t / T)) / 2.
-    np.testing.assert_allclose(values, [1e-3, 0.5e-3, 0.0], atol=1e-9)
+    # Cosine from 3e-3: 3e-3 * (1 + cos(pi * t / T)) / 2.
+    np.testing.assert_allclose(values, [3e-3, 1.5e-3, 0.0], atol=1e-9)
     with pytest.raises(ValueError, match="decay_steps"):
         keras_brnpa.distillation.recipe_optimizer(0)
     with pytest.raises(ValueError, match="learning_rate"):
@@ -67,6 +74,7 @@ def test_distill_defaults_are_the_recipe():
     assert isinstance(opt, keras.optimizers.Adam)
     schedule = opt._learning_rate
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.initial_learning_rate == RECIPE_DEFAULTS["learning_rate"]
     # 2 epochs x ceil(6 / 4) steps: the learning rate has decayed to 0.
     assert schedule.decay_steps == 4 and int(opt.iterations) == 4
     assert float(opt.learning_rate) == pytest.approx(0.0, abs=1e-9)

@@ -60,7 +60,7 @@ def add_training_options(parser, epochs, distill=False):
             "cosine decay over the run's steps; adam or sgd (momentum 0.9): a constant rate")
         parser.add_argument(
             "--learning-rate", type=positive_float, default=None,
-            help="default: the recipe's 1e-3 (the start of its cosine decay) without "
+            help="default: the recipe's 3e-3 (the start of its cosine decay) without "
             "--optimizer, else 2e-3 (adam) or 1e-3 (sgd)")
     else:
         parser.add_argument("--optimizer", choices=("adam", "sgd"), default=None,

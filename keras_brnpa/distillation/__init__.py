@@ -12,7 +12,7 @@ of the ordinary (low-resolution) model:
   ImageNet weights (``"backbone"``, the authors' choice) or random ones;
 - ``distill``: the whole recipe, with the measured defaults
   (``RECIPE_DEFAULTS``: T = 1, alpha = 0.1, ``recipe_optimizer``: Adam with
-  a cosine decay from 1e-3), which ``brnpa distill`` uses too;
+  a cosine decay from 3e-3), which ``brnpa distill`` uses too;
 - ``PAPER_DEFAULTS``: the authors' setup and searched ranges
   (``paper_optimizer``: their SGD).
 """
