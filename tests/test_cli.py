@@ -324,6 +324,16 @@ def test_help_and_version_load_no_backend_and_print_nothing_on_stderr():
     assert "--input-scale" in result.stdout and "(default: 5)" in result.stdout
 
 
+def test_python_dash_m_runs_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "keras_brnpa.cli", "--version"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("keras_brnpa ")
+    result = subprocess.run([sys.executable, "-m", "keras_brnpa.cli", "trian"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "invalid choice: 'trian'" in result.stderr
+
+
 def test_console_error_in_a_real_process_has_no_native_log_lines(tmp_path):
     """The entry point after Keras is loaded: exactly one line on stderr."""
     code = (
