@@ -55,8 +55,9 @@ PAPER_DEFAULTS = {
 #: teacher), Adam with a cosine decay of the learning rate from 3e-3 to 0
 #: over the distillation's steps (``recipe_optimizer``; 3e-3 beat 1e-3 in
 #: the demo's setting, on the harder data and from a pretrained backbone),
-#: the student starting from the teacher's weights. ``PAPER_DEFAULTS`` keeps the authors' setup (SGD 1e-3, momentum
-#: 0.9: ``paper_optimizer``; T and alpha searched).
+#: the student starting from the teacher's weights. ``PAPER_DEFAULTS``
+#: keeps the authors' setup (SGD 1e-3, momentum 0.9: ``paper_optimizer``;
+#: T and alpha searched).
 RECIPE_DEFAULTS = {
     "temperature": 1.0,
     "alpha": 0.1,
