@@ -126,7 +126,12 @@ def test_bench_explain_quick():
     assert set(public) == set(names)
     for name, (_, ratio, verdict) in public.items():
         assert number(ratio) == pytest.approx(number(rows[names[name]][2]), abs=0.011)
-        assert verdict == ("met" if number(ratio) <= 1.1 else "MISSED")
+        # The verdict is taken on the unrounded ratio: at the printed 1.10x
+        # either verdict is consistent (1.1049 prints as 1.10 and misses).
+        if abs(number(ratio) - 1.1) > 0.005:
+            assert verdict == ("met" if number(ratio) <= 1.1 else "MISSED")
+        else:
+            assert verdict in ("met", "MISSED")
 
 
 def test_bench_train_quick():
