@@ -339,7 +339,8 @@ def _impute_linear(images, removed, solver=None):
     (weights ``w_j``): ``sum_j w_j * x_i - sum_(removed j) w_j * x_j =
     sum_(kept j) w_j * v_j``. The systems of the ``n`` images are
     independent (no term between images). ``solver``: ``"banded"`` (a band
-    Cholesky per image, ``scipy.linalg.solveh_banded``, on one BLAS thread),
+    Cholesky per image, LAPACK ``dpbsv``, on one thread per core, each on
+    one BLAS thread: ``_solve_banded``),
     ``"sparse"`` (one ``scipy.sparse.linalg.spsolve`` over all images) or
     ``None``: banded when the shorter image side is at most
     ``BANDED_MAX_SIDE`` and ``threadpoolctl`` can hold BLAS to one thread,
@@ -413,8 +414,8 @@ def noisy_linear_impute(images, mask, noise=NOISE, seed=0):
     (1/6 for the 4 direct ones, 1/12 for the diagonals, the weights
     renormalised over the neighbours inside the image), removed
     neighbours included: one sparse linear system per image, all channels
-    at once, solved exactly (a band Cholesky, ``scipy.linalg.solveh_banded``,
-    or ``scipy.sparse.linalg.spsolve``: see the module). Then Gaussian noise of
+    at once, solved exactly (a band Cholesky, LAPACK ``dpbsv``, or
+    ``scipy.sparse.linalg.spsolve``: see the module). Then Gaussian noise of
     standard deviation ``noise`` (in the images' units) is added to the
     imputed pixels; kept pixels are returned unchanged. With ``noise=0`` a
     linear ramp is reproduced exactly inside a mask that leaves the
