@@ -68,6 +68,28 @@ def check_optional_positive_int(name, value):
     return _positive_int(name, value, "None or an integer >= 1")
 
 
+def check_positive_float(name, value, expected="a finite float > 0"):
+    """``value`` as a float, checked to be a finite real number > 0.
+
+    Python and NumPy scalars are accepted; bools, NaN, infinity and
+    non-numbers raise a ValueError saying ``expected``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_brnpa._checks import check_positive_float
+    >>> check_positive_float("learning_rate", np.float32(0.5))
+    0.5
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Real)
+        or not 0 < value < float("inf")
+    ):
+        raise invalid(name, value, expected)
+    return float(value)
+
+
 def check_choice(name, value, choices):
     """``value``, checked to be one of ``choices``.
 

@@ -1,13 +1,12 @@
 """The paper's recipe: a low-resolution teacher trains its high-resolution twin."""
 
-import numbers
 import os
 
 import keras
-import numpy as np
 
 from keras_brnpa.distillation.distiller import Distiller
 from keras_brnpa._checks import check_choice
+from keras_brnpa._checks import check_positive_float
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
 from keras_brnpa.models.backbones import RESNET_CONFIGS
@@ -94,13 +93,8 @@ def recipe_optimizer(decay_steps, learning_rate=None):
     decay_steps = check_positive_int("decay_steps", decay_steps)
     if learning_rate is None:
         learning_rate = RECIPE_DEFAULTS["learning_rate"]
-    if (
-        isinstance(learning_rate, (bool, np.bool_))
-        or not isinstance(learning_rate, numbers.Real)
-        or not 0 < learning_rate < float("inf")
-    ):
-        raise invalid("learning_rate", learning_rate, "a finite float > 0")
-    schedule = keras.optimizers.schedules.CosineDecay(float(learning_rate), decay_steps)
+    learning_rate = check_positive_float("learning_rate", learning_rate)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     return keras.optimizers.Adam(schedule)
 
 

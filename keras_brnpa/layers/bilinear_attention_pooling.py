@@ -1,14 +1,12 @@
 """The B-CNN baseline of the paper: learned bilinear attention pooling."""
 
-import numbers
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_brnpa.layers._part_shapes import PartShapesMixin
 from keras_brnpa._checks import check_bool
 from keras_brnpa._checks import check_data_format
+from keras_brnpa._checks import check_positive_float
 from keras_brnpa._checks import check_positive_int
 from keras_brnpa._checks import invalid
 
@@ -182,13 +180,9 @@ class BilinearAttentionPooling(PartShapesMixin, keras.layers.Layer):
         ):
             raise invalid("epsilon", epsilon, "a float in (0, 1)")
         self.epsilon = float(epsilon)
-        if not (isinstance(scale, str) and scale == "auto") and (
-            isinstance(scale, (bool, np.bool_))
-            or not isinstance(scale, numbers.Real)
-            or not 0 < scale < float("inf")
-        ):
-            raise invalid("scale", scale, "'auto' or a finite float > 0")
-        self.scale = scale if isinstance(scale, str) else float(scale)
+        if not (isinstance(scale, str) and scale == "auto"):
+            scale = check_positive_float("scale", scale, "'auto' or a finite float > 0")
+        self.scale = scale
 
     def build(self, input_shape):
         _, _, c = self._check_shape(input_shape)
