@@ -41,6 +41,7 @@ import platform
 import sys
 
 from _common import classifier
+from _common import timed as timed_median
 from _common import timed_call as timed
 
 import keras
@@ -166,12 +167,15 @@ def _road_split(model, images, saliency, batch_size, common, repeats):
 
 
 def _median_time(repeats, fn, *args, **kwargs):
-    """``(median seconds, result)`` of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        seconds, result = timed(fn, *args, **kwargs)
-        times.append(seconds)
-    return float(np.median(times)), result
+    """``(median seconds, result)`` of ``repeats`` calls (``_common.timed``;
+    no warm-up here: ``main`` warms every metric up first)."""
+    last = {}
+
+    def call():
+        last["result"] = fn(*args, **kwargs)
+        return last["result"]
+
+    return timed_median(call, repeats, warmup=0), last["result"]
 
 
 def _limit(model, sizes, shape, repeats=1):
@@ -180,8 +184,7 @@ def _limit(model, sizes, shape, repeats=1):
     inputs = [rng.normal(size=(n,) + tuple(shape)).astype("float32") for n in sizes]
     for x in inputs:  # every shape compiled before timing
         model.predict_on_batch(x)
-    seconds, _ = _median_time(repeats, lambda: [model.predict_on_batch(x) for x in inputs])
-    return seconds
+    return timed_median(lambda: [model.predict_on_batch(x) for x in inputs], repeats, warmup=0)
 
 
 def main(argv=None):
